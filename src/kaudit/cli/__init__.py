@@ -1,0 +1,1 @@
+"""The `kaudit` command line."""

@@ -1,0 +1,1 @@
+"""Event stores: one small interface, DuckDB (embedded default) today, ClickHouse later."""
