@@ -168,7 +168,12 @@ def explain_rule(rule: PolicyRule, a: RequestAttributes, sem: Semantics) -> list
     who = "no user (unauthenticated)" if a.user is None else repr(a.user)
     if rule.users:
         ok = a.user in rule.users if a.user is not None else False
-        checks.append(Check("users", ok, f"user {who} {'in' if ok else 'not in'} {rule.users}"))
+        detail = (
+            f"user {who} {'in' if ok else 'not in'} {list(rule.users)}"
+            if a.user is not None
+            else "no user (failed authentication): a users list never matches"
+        )
+        checks.append(Check("users", ok, detail))
     if rule.user_groups:
         hit = sorted(set(rule.user_groups) & set(a.groups)) if a.user is not None else []
         detail = f"groups {list(a.groups)} share {hit}" if hit else f"{who}: no group in list"
