@@ -8,6 +8,8 @@ double-quoted string.
 
 from __future__ import annotations
 
+import re
+
 _SIMPLE_ESCAPES = {
     "a": 0x07,
     "b": 0x08,
@@ -22,6 +24,9 @@ _SIMPLE_ESCAPES = {
 _QUOTE_ESCAPES = {chr(v): f"\\{k}" for k, v in _SIMPLE_ESCAPES.items()}
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCT = frozenset("01234567")
+_SPECIAL = re.compile(r'["\\\n]')
+# A literal without escapes, the common case: read it in one step.
+_PLAIN = re.compile(r'"([^"\\\n]*)"')
 
 
 class GoQuoteError(ValueError):
@@ -82,9 +87,8 @@ def scan_go_string(text: str, start: int) -> tuple[str, int]:
         if ch == "\n":
             raise GoQuoteError("newline inside a quoted string", i)
         if ch != "\\":
-            j = i + 1
-            while j < n and text[j] not in '"\\\n':
-                j += 1
+            special = _SPECIAL.search(text, i)
+            j = n if special is None else special.start()
             buf += text[i:j].encode("utf-8", "surrogatepass")
             i = j
             continue

@@ -40,6 +40,13 @@ _PREFIX_RE = re.compile(r"[ \t]*(\S+) AUDIT: ")
 _LOOKS_RE = re.compile(r'[ \t]*\d{4}-\d\d-\d\dT\S* AUDIT: id="')
 _KEY_RE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=")
 _CODE_RE = re.compile(r"-?\d{1,10}")
+# Fast path: a line exactly as EventString writes it, one regex for all twelve values.
+_VALUE = r'"([^"\\\n]*(?:\\.[^"\\\n]*)*)"'
+_LINE_RE = re.compile(
+    r"[ \t]*(\S+) AUDIT: "
+    + " ".join(f"{re.escape(key)}={_VALUE}" for key in LEGACY_KEYS)
+    + r"[ \t]*"
+)
 
 
 def looks_like_legacy(line: str) -> bool:
@@ -75,6 +82,21 @@ def _fields(text: str, pos: int) -> dict[str, str]:
         fields[key] = value
 
 
+def _fast_fields(text: str, match: re.Match[str]) -> dict[str, str]:
+    """The values of a line `_LINE_RE` matched; only escaped ones go through the scanner."""
+    fields: dict[str, str] = {}
+    for index, key in enumerate(LEGACY_KEYS, start=2):
+        raw = match.group(index)
+        if "\\" in raw:
+            start = match.start(index) - 1  # the opening quote
+            try:
+                raw = scan_go_string(text, start)[0]
+            except GoQuoteError as exc:
+                raise _bad(f"{key}: {exc} at column {exc.offset + 1}", exc.offset + 1) from None
+        fields[key] = raw
+    return fields
+
+
 def _name_list(value: str, key: str) -> list[str]:
     """A `,`-joined list of Go-quoted names (`auditStringSlice`)."""
     names: list[str] = []
@@ -103,17 +125,23 @@ def parse_legacy_line(line: str) -> dict[str, Any]:
     timestamps are the line's time (the stage time is not written); `level` stays absent.
     """
     text = line.rstrip("\r\n")
-    prefix = _PREFIX_RE.match(text)
-    if prefix is None:
-        raise _bad("not a legacy audit line: missing '<time> AUDIT: ' prefix", 1)
+    fast = _LINE_RE.fullmatch(text)
+    if fast is not None:
+        time_text, time_start = fast.group(1), fast.start(1)
+        fields = _fast_fields(text, fast)
+    else:
+        prefix = _PREFIX_RE.match(text)
+        if prefix is None:
+            raise _bad("not a legacy audit line: missing '<time> AUDIT: ' prefix", 1)
+        time_text, time_start = prefix.group(1), prefix.start(1)
+        fields = _fields(text, prefix.end())
+        missing = [key for key in LEGACY_KEYS if key not in fields]
+        if missing:
+            raise _bad(f"missing {', '.join(missing)}")
     try:
-        when = micro_time(prefix.group(1))
+        when = micro_time(time_text)
     except DecodeError as exc:
-        raise _bad(exc.message, prefix.start(1) + 1) from None
-    fields = _fields(text, prefix.end())
-    missing = [key for key in LEGACY_KEYS if key not in fields]
-    if missing:
-        raise _bad(f"missing {', '.join(missing)}")
+        raise _bad(exc.message, time_start + 1) from None
 
     event: dict[str, Any] = {
         "kind": "Event",
