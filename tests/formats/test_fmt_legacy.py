@@ -267,3 +267,12 @@ def test_error_carries_column() -> None:
 )
 def test_looks_like_legacy(line: str, expected: bool) -> None:
     assert looks_like_legacy(line) is expected
+
+
+def test_slow_path_agrees_with_fast_path() -> None:
+    # Reordered keys miss the one-regex fast path and go through the general scanner.
+    for line in [SPEC_LINE, *_fixture_lines()]:
+        head, _, rest = line.partition(" AUDIT: ")
+        first, second, tail = rest.split(" ", 2)
+        reordered = f"{head} AUDIT: {second} {first} {tail}"
+        assert parse_legacy_line(reordered) == parse_legacy_line(line)
