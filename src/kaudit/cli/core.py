@@ -1,0 +1,267 @@
+"""The core commands: ingest, export, stats, rejects, prune and the demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kaudit.errors import ConfigError
+from kaudit.event.decode import FORMATS
+
+DEFAULT_DB = "./kaudit-data/kaudit.duckdb"
+
+db_option = click.option(
+    "--db",
+    "db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The DuckDB store file.",
+)
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `12h`, `7d`, `2w`."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 15m, 12h, 7d)")
+    return timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+@click.command("ingest")
+@db_option
+@click.option(
+    "--cluster", default="default", show_default=True, help="Cluster the events came from."
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(list(FORMATS)),
+    help="Input format; auto detects it from the first record.",
+)
+@click.option(
+    "--csv-columns", default=None, help="Columns of a header-less CSV: a list or 'perfspec'."
+)
+@click.option(
+    "--max-event-size",
+    default="8MiB",
+    show_default=True,
+    help="Larger events are rejected (kept in `kaudit rejects`).",
+)
+@click.option(
+    "--no-redact", is_flag=True, help="Keep Secret values (off by default: they are replaced)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.argument("inputs", nargs=-1, required=True)
+def ingest_cmd(
+    db: str,
+    cluster: str,
+    fmt: str,
+    csv_columns: str | None,
+    max_event_size: str,
+    no_redact: bool,
+    as_json: bool,
+    progress: bool | None,
+    inputs: tuple[str, ...],
+) -> None:
+    """Store audit events from files, directories or `-` (standard input).
+
+    Exit code: 0 when everything was stored (or already was), 2 when some input was rejected
+    (see `kaudit rejects`), 1 on a fatal error.
+    """
+    from kaudit.event.decode import DecodeOptions, expand_inputs, resolve_csv_columns
+    from kaudit.sources.bulk import ingest
+    from kaudit.store.duckdb import DuckDBStore
+
+    paths = expand_inputs(inputs)
+    options = DecodeOptions(
+        cluster=cluster,
+        format=fmt,
+        redact=not no_redact,
+        max_event_size=parse_size(max_event_size),
+        csv_columns=resolve_csv_columns(csv_columns),
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    with DuckDBStore.open(db) as store:
+        if show:
+            report = _ingest_with_progress(store, paths, options, ingest)
+        else:
+            report = ingest(store, paths, options)
+    summary = report.as_dict()
+    if as_json:
+        _echo_json(summary)
+    else:
+        _print_summary(summary, db)
+    if report.totals.rejected:
+        sys.exit(2)
+
+
+def _ingest_with_progress(store: Any, paths: Any, options: Any, ingest: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingesting", total=None)
+
+        def tick(inp: Any, n: int) -> None:
+            bar.update(task, advance=n, description=Path(inp.name).name)
+
+        return ingest(store, paths, options, tick)
+
+
+def _print_summary(s: dict[str, Any], db: str) -> None:
+    click.echo(
+        f"read {s['read']:,}  stored {s['stored']:,}  duplicates {s['duplicates']:,}  "
+        f"rejected {s['rejected']:,}  ({s['inputs']} input(s), {s['seconds']} s, "
+        f"{s['events_per_second'] or 0:,} events/s) -> {db}"
+    )
+    reasons = s["rejected_by_reason"]
+    if reasons:
+        click.echo("rejected by reason: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+        click.echo("see them with: kaudit rejects" + ("" if db == DEFAULT_DB else f" --db {db}"))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text)
+    if not m:
+        raise ConfigError(f"not a size: {text!r} (use e.g. 512KiB, 8MiB)")
+    unit = (m.group(2) or "b").lower()[:1]
+    mult = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    return int(float(m.group(1)) * mult)
+
+
+@click.command("export")
+@db_option
+@click.option("--where", default=None, help="An SLS search expression selecting events.")
+@click.option("--cluster", default=None, help="Only this cluster's events.")
+@click.option("--out", "out", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> None:
+    """Write stored events as NDJSON, each exactly the JSON object that was ingested."""
+    from kaudit.store.duckdb import DuckDBStore
+
+    clauses: list[str] = []
+    params: list[Any] = []
+    if cluster is not None:
+        clauses.append("cluster = ?")
+        params.append(cluster)
+    if where:
+        from kaudit.query.dialect import DUCKDB
+        from kaudit.query.to_sql import Params, compile_search
+
+        search_params = Params()
+        tree = compile_search(where, search_params, DUCKDB)
+        if tree is not None:
+            clauses.append(f"({tree.sql(dialect=DUCKDB.sqlglot_dialect)})")
+            params.extend(search_params.values)
+    stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        with DuckDBStore.open(db, read_only=True) as store:
+            for raw in store.iter_raw(" AND ".join(clauses) or None, params):
+                stream.write(raw)
+                stream.write("\n")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+
+
+@click.command("stats")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def stats_cmd(db: str, as_json: bool) -> None:
+    """Counts by cluster, time range and size on disk."""
+    from kaudit.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(db, read_only=True) as store:
+        stats = store.stats()
+    if as_json:
+        _echo_json(stats)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{stats['path']}: {stats['events']:,} events")
+    for col in ("cluster", "events", "first", "last", "raw bytes"):
+        table.add_column(col)
+    for c in stats["clusters"]:
+        table.add_row(
+            c["cluster"], f"{c['events']:,}", c["first"], c["last"], f"{c['raw_bytes']:,}"
+        )
+    console = Console()
+    console.print(table)
+    disk = stats["bytes_on_disk"]
+    console.print(f"on disk: {disk:,} bytes ({stats['bytes_per_event']} bytes/event)")
+    if stats["rejects"]:
+        console.print("rejected: " + ", ".join(f"{k} {v}" for k, v in stats["rejects"].items()))
+
+
+@click.command("rejects")
+@db_option
+@click.option("--reason", default=None, help="Only this reason.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines with the raw text.")
+def rejects_cmd(db: str, reason: str | None, limit: int, as_json: bool) -> None:
+    """The input records that could not be stored: where, why, and their raw text."""
+    from kaudit.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(db, read_only=True) as store:
+        rows = store.rejects(limit=limit, reason=reason)
+    for r in rows:
+        if as_json:
+            click.echo(json.dumps(r, ensure_ascii=False, default=str))
+            continue
+        where = f"{r['source']}:{r['line']}" if r["line"] is not None else r["source"]
+        raw = r["raw"] or ""
+        snippet = raw[:120].replace("\n", " ") + ("…" if len(raw) > 120 else "")
+        click.echo(f"{where}: {r['reason']}: {r['message']}")
+        if snippet:
+            click.echo(f"    {snippet}")
+
+
+@click.command("prune")
+@db_option
+@click.option(
+    "--older-than", "older_than", required=True, help="Delete events older than this (e.g. 7d)."
+)
+def prune_cmd(db: str, older_than: str) -> None:
+    """Delete old events (retention)."""
+    from kaudit.store.duckdb import DuckDBStore
+
+    cutoff = datetime.now(UTC) - parse_duration(older_than)
+    with DuckDBStore.open(db) as store:
+        deleted = store.prune(cutoff)
+    click.echo(f"deleted {deleted:,} events older than {cutoff.isoformat(timespec='seconds')}")
+
+
+COMMANDS: dict[str, click.Command] = {
+    "ingest": ingest_cmd,
+    "export": export_cmd,
+    "stats": stats_cmd,
+    "rejects": rejects_cmd,
+    "prune": prune_cmd,
+}

@@ -1,0 +1,638 @@
+"""Read every input format users have into event texts ready for the store.
+
+An input is read in one of three *containers* — lines (NDJSON, legacy text, CSV) or one JSON
+document (an EventList, a JSON array, a CloudWatch or Azure export) — and each record in it has a
+*shape*: a native event (`v1`, also v1beta1/v1alpha1 and Falco's apiVersion-less events), a
+webhook `EventList`, an EKS CloudWatch record, an AKS diagnostic record or a GKE Cloud Logging
+entry. `auto` sniffs both from the first record; `--format` forces them.
+
+Native NDJSON lines — the bulk of real data — are passed to the store as they are (the store
+parses them in one vectorised pass); only lines that may hold a Secret are parsed here, to be
+redacted. Other shapes are unwrapped record by record, so one bad record is rejected and the
+rest of the input is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import re
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from kaudit.errors import DecodeError, InputError
+from kaudit.event.batch import RawBatch, Reject
+from kaudit.event.formats._common import as_event
+from kaudit.event.formats.aks import aks_record_to_event, aks_records
+from kaudit.event.formats.detect import sniff
+from kaudit.event.formats.eks import eks_record_to_event, eks_records, parse_eks_export_line
+from kaudit.event.formats.gke import gke_to_v1
+from kaudit.event.formats.legacy import parse_legacy_line
+from kaudit.event.redact import may_hold_secret, redact_event
+
+FORMATS = ("auto", "ndjson", "json", "v1", "eventlist", "legacy", "eks", "aks", "gke", "csv")
+DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
+_BLOCK = 8 * 1024 * 1024
+_SNIFF_LINES = 64  # lines looked at to detect an input's format
+_REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
+
+
+# --- inputs ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One file (or standard input) to read."""
+
+    name: str
+    path: Path | None  # None for standard input
+
+    def open(self) -> IO[bytes]:
+        """The input's bytes, gunzipped when it is gzip (by content, not by name)."""
+        if self.path is None:
+            raw: IO[bytes] = sys.stdin.buffer
+        else:
+            try:
+                raw = self.path.open("rb")
+            except OSError as exc:
+                raise InputError(f"cannot open {self.name}: {exc.strerror or exc}") from exc
+        head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
+        if head == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
+
+
+def expand_inputs(paths: Sequence[str]) -> list[Input]:
+    """Files, directories (every file below, sorted; hidden ones skipped) and `-` for stdin."""
+    inputs: list[Input] = []
+    for p in paths:
+        if p == "-":
+            inputs.append(Input("<stdin>", None))
+            continue
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(
+                f
+                for f in path.rglob("*")
+                if f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+            inputs.extend(Input(str(f), f) for f in found)
+        elif path.exists():
+            inputs.append(Input(str(path), path))
+        else:
+            raise InputError(f"no such file or directory: {p}")
+    return inputs
+
+
+# --- lines -----------------------------------------------------------------------------------
+def _read_lines(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line without its newline) for every non-blank line.
+
+    A gzip stream cut short ends the input with a `truncated_gzip` reject; the lines read
+    before the cut are kept. A last line without a newline is read as a line.
+    """
+    lineno = 0
+    tail = b""
+    while True:
+        try:
+            block = stream.read(_BLOCK)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            rejects.append(
+                Reject(
+                    name, lineno + 1, "truncated_gzip", f"compressed input ends early: {exc}", ""
+                )
+            )
+            block = b""
+            tail = b""  # the partial line before the cut is not an event
+            break
+        if not block:
+            break
+        parts = (tail + block).split(b"\n")
+        tail = parts.pop()
+        for part in parts:
+            lineno += 1
+            if part.strip():
+                yield lineno, part.rstrip(b"\r")
+    if tail.strip():
+        yield lineno + 1, tail.rstrip(b"\r")
+
+
+# --- shapes ----------------------------------------------------------------------------------
+def _native_records(obj: Any) -> list[Any]:
+    return list(obj) if isinstance(obj, list) else [obj]
+
+
+def _native_event(obj: Any) -> Any:
+    # The store decides what a storable event is (auditID, stage, a timestamp); an object
+    # that is not event-shaped at all is refused here with a clearer reason.
+    if isinstance(obj, Mapping):
+        return obj
+    raise DecodeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+
+
+def _eventlist_records(obj: Any) -> list[Any]:
+    if isinstance(obj, list):
+        return [item for o in obj for item in _eventlist_records(o)]
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("items"), list):
+        raise DecodeError("bad_eventlist", "expected an EventList with an items array")
+    return list(obj["items"])
+
+
+def _gke_records(obj: Any) -> list[Any]:
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, Mapping) and isinstance(obj.get("entries"), list):
+        return list(obj["entries"])  # `entries.list` API response
+    return [obj]
+
+
+def _eks_split(obj: Any) -> list[Any]:
+    if isinstance(obj, list):
+        return [r for o in obj for r in eks_records(o)]
+    return eks_records(obj)
+
+
+def _aks_split(obj: Any) -> list[Any]:
+    if isinstance(obj, list):
+        return [r for o in obj for r in aks_records(o)]
+    return aks_records(obj)
+
+
+def _gke_event(entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, Mapping):
+        raise DecodeError("bad_gke_entry", f"expected an object, got {type(entry).__name__}")
+    return gke_to_v1(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How to split a parsed JSON value into records, and turn one record into an event."""
+
+    split: Callable[[Any], list[Any]]
+    to_event: Callable[[Any], Any]
+
+
+SHAPES: dict[str, Shape] = {
+    "v1": Shape(_native_records, _native_event),
+    "eventlist": Shape(_eventlist_records, lambda o: _native_event(o)),
+    "eks": Shape(_eks_split, eks_record_to_event),
+    "aks": Shape(_aks_split, aks_record_to_event),
+    "gke": Shape(_gke_records, _gke_event),
+}
+
+
+# --- CSV -------------------------------------------------------------------------------------
+# Column orders of header-less CSV exports. `perfspec` is the Logstash flattening of the public
+# PerfSPEC dataset (`:json` marks a cell holding JSON).
+CSV_PRESETS: dict[str, tuple[str, ...]] = {
+    "perfspec": (
+        "host:json",
+        "requestReceivedTimestamp",
+        "user.username",
+        "verb",
+        "objectRef.resource",
+        "objectRef.subresource",
+        "objectRef.name",
+        "responseObject.metadata.name",
+        "requestURI",
+        "auditID",
+        "stage",
+        "responseStatus.code",
+        "responseObject.metadata.uid",
+        "responseObject.metadata.ownerReferences[0].uid",
+        "responseObject.details.uid",
+    )
+}
+_INT_FIELDS = frozenset({"responseStatus.code"})
+_INDEX_RE = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def _set_path(event: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b[0].c` in nested dicts/lists."""
+    node: Any = event
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        m = _INDEX_RE.match(part)
+        key, index = (m.group(1), int(m.group(2))) if m else (part, None)
+        if index is None:
+            if last:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+            continue
+        lst = node.setdefault(key, [])
+        while len(lst) <= index:
+            lst.append({})
+        if last:
+            lst[index] = value
+        else:
+            node = lst[index]
+
+
+def csv_row_to_event(columns: Sequence[str], row: Sequence[str]) -> dict[str, Any]:
+    """One flattened CSV row to a nested event; empty cells are absent fields."""
+    if len(row) != len(columns):
+        raise DecodeError("bad_csv_row", f"expected {len(columns)} cells, got {len(row)}")
+    event: dict[str, Any] = {}
+    for col, cell in zip(columns, row, strict=True):
+        if cell == "":
+            continue
+        name, _, kind = col.partition(":")
+        value: Any = cell
+        if kind == "json":
+            try:
+                value = orjson.loads(cell)
+            except orjson.JSONDecodeError as exc:
+                raise DecodeError("bad_csv_row", f"column {name}: not valid JSON: {exc}") from None
+        elif name in _INT_FIELDS:
+            try:
+                value = int(cell)
+            except ValueError:
+                raise DecodeError(
+                    "bad_csv_row", f"column {name}: expected an integer, got {cell!r}"
+                ) from None
+        _set_path(event, name, value)
+    return event
+
+
+# --- the reader ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class DecodeOptions:
+    cluster: str = "default"
+    format: str = "auto"
+    redact: bool = True
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    batch_size: int = 100_000
+    csv_columns: tuple[str, ...] | None = None
+
+
+class Decoder:
+    """Turns one input into `RawBatch`es and the rejects found on the way."""
+
+    def __init__(self, options: DecodeOptions) -> None:
+        if options.format not in FORMATS:
+            raise InputError(f"unknown format {options.format!r}; one of {', '.join(FORMATS)}")
+        self.options = options
+
+    def batches(self, inp: Input) -> Iterator[tuple[RawBatch, list[Reject]]]:
+        """Batches of at most `batch_size` events; every batch comes with its rejects."""
+        rejects: list[Reject] = []
+        batch = self._new_batch(inp)
+        for item in self._records(inp, rejects):
+            if item is None:
+                continue
+            line, text, redacted = item
+            batch.add(text, line, redacted)
+            if len(batch) >= self.options.batch_size:
+                yield batch, rejects
+                batch, rejects = self._new_batch(inp), []
+        yield batch, rejects
+
+    def _new_batch(self, inp: Input) -> RawBatch:
+        return RawBatch(cluster=self.options.cluster, source=inp.name)
+
+    # Each record is (line, event text, redacted) or None when it was rejected.
+    def _records(
+        self, inp: Input, rejects: list[Reject]
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        stream = inp.open()
+        try:
+            fmt = self.options.format
+            lines = _read_lines(stream, inp.name, rejects)
+            head = list(itertools.islice(lines, _SNIFF_LINES))
+            if not head:
+                rejects.append(Reject(inp.name, None, "empty_input", "the input holds no data", ""))
+                return
+            container, shape = self._detect_head(inp, fmt, head)
+            first = head[0]
+            lines = itertools.chain(head[1:], lines)
+            if container == "document":
+                yield from self._document(inp, first, lines, shape, rejects)
+            elif container == "legacy":
+                yield from self._legacy(inp, first, lines, rejects)
+            elif container == "csv":
+                yield from self._csv(inp, first, lines, rejects)
+            elif container == "eks-export":
+                yield from self._per_line(inp, first, lines, rejects, parse_eks_export_line)
+            elif shape == "v1":
+                yield from self._native_lines(inp, first, lines, rejects)
+            else:
+                yield from self._shaped_lines(inp, first, lines, SHAPES[shape], rejects)
+        finally:
+            if inp.path is not None:
+                stream.close()
+
+    def _detect_head(self, inp: Input, fmt: str, head: list[tuple[int, bytes]]) -> tuple[str, str]:
+        """Detect from the first line that tells; a malformed first line must not make the
+        whole input unreadable."""
+        error: InputError | None = None
+        for _, line in head:
+            try:
+                return self._detect(inp, fmt, line)
+            except InputError as exc:
+                error = error or exc
+        if head[0][1].lstrip()[:1] == b"{":
+            return "lines", "v1"  # every line is refused by the store with its own reason
+        assert error is not None
+        raise error
+
+    def _detect(self, inp: Input, fmt: str, first: bytes) -> tuple[str, str]:
+        """(container, shape) of an input from its format option and first line."""
+        text = first.lstrip().lstrip(b"\xef\xbb\xbf")
+        if fmt == "legacy":
+            return "legacy", "v1"
+        if fmt == "csv" or (fmt == "auto" and inp.name.endswith((".csv", ".csv.gz"))):
+            return "csv", "v1"
+        if fmt == "json":
+            return "document", "auto"
+        if fmt == "ndjson":
+            return "lines", "v1"
+        complete: Any = None
+        try:
+            complete = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            complete = None
+        if fmt in SHAPES:
+            if complete is None and text[:1] in (b"{", b"["):
+                return "document", fmt
+            if fmt == "eks" and complete is None:
+                return "eks-export", "eks"
+            return "lines", fmt
+        # auto
+        if text[:1] == b"[" or (text[:1] == b"{" and complete is None):
+            return "document", "auto"
+        try:
+            shape = sniff(complete if complete is not None else text)
+        except DecodeError as exc:
+            raise InputError(
+                f"{inp.name}:1: cannot tell the format ({exc.message}); "
+                f"name it with --format ({', '.join(FORMATS[1:])})"
+            ) from None
+        if shape == "legacy":
+            return "legacy", "v1"
+        if shape == "eks" and complete is None:
+            return "eks-export", "eks"
+        return "lines", shape
+
+    def _finish(
+        self, event: Any, name: str, line: int | None, rejects: list[Reject]
+    ) -> tuple[int | None, str, bool] | None:
+        """Redact and serialise one decoded event object."""
+        redacted = False
+        if self.options.redact and isinstance(event, Mapping):
+            event, redacted = redact_event(event)
+        text = orjson.dumps(event).decode()
+        if len(text) > self.options.max_event_size:
+            rejects.append(self._too_large(name, line, text))
+            return None
+        return line, text, redacted
+
+    def _too_large(self, name: str, line: int | None, text: str | bytes) -> Reject:
+        size = len(text)
+        limit = self.options.max_event_size
+        raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        return Reject(
+            name,
+            line,
+            "too_large",
+            f"event is {size / 1048576:.1f} MiB, above the limit of {limit / 1048576:.1f} MiB "
+            "(raise it with --max-event-size to store it)",
+            raw[:_REJECT_RAW_LIMIT],
+        )
+
+    def _native_lines(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        rejects: list[Reject],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        limit = self.options.max_event_size
+        redact = self.options.redact
+
+        def all_lines() -> Iterator[tuple[int, bytes]]:
+            yield first
+            yield from lines
+
+        for lineno, line in all_lines():
+            if len(line) > limit:
+                rejects.append(self._too_large(inp.name, lineno, line))
+                continue
+            try:
+                text = line.decode()
+            except UnicodeDecodeError as exc:
+                rejects.append(
+                    Reject(
+                        inp.name,
+                        lineno,
+                        "not_utf8",
+                        f"not UTF-8 text at byte {exc.start}",
+                        line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                    )
+                )
+                continue
+            if redact and may_hold_secret(line):
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    yield lineno, text, False  # the store rejects it with its reason
+                    continue
+                if isinstance(obj, Mapping):
+                    new, redacted = redact_event(obj)
+                    if redacted:
+                        yield lineno, orjson.dumps(new).decode(), True
+                        continue
+            yield lineno, text, False
+
+    def _parse_line(self, name: str, lineno: int, line: bytes, rejects: list[Reject]) -> Any | None:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            rejects.append(
+                Reject(
+                    name,
+                    lineno,
+                    "invalid_json",
+                    f"not valid JSON: {exc}",
+                    line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                )
+            )
+            return None
+
+    def _unwrap(
+        self,
+        obj: Any,
+        shape: Shape,
+        name: str,
+        line: int | None,
+        rejects: list[Reject],
+        raw: str,
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        try:
+            records = shape.split(obj)
+        except DecodeError as exc:
+            rejects.append(Reject(name, line, exc.reason, exc.message, raw[:_REJECT_RAW_LIMIT]))
+            return
+        for i, record in enumerate(records):
+            try:
+                event = shape.to_event(record)
+            except DecodeError as exc:
+                where = exc.message if len(records) == 1 else f"record {i}: {exc.message}"
+                rec_raw = orjson.dumps(record).decode() if record is not None else ""
+                rejects.append(Reject(name, line, exc.reason, where, rec_raw[:_REJECT_RAW_LIMIT]))
+                continue
+            yield self._finish(event, name, line, rejects)
+
+    def _shaped_lines(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        shape: Shape,
+        rejects: list[Reject],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        for lineno, line in _chain(first, lines):
+            obj = self._parse_line(inp.name, lineno, line, rejects)
+            if obj is None:
+                continue
+            yield from self._unwrap(
+                obj, shape, inp.name, lineno, rejects, line.decode("utf-8", "replace")
+            )
+
+    def _per_line(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        rejects: list[Reject],
+        parse: Callable[[str], dict[str, Any]],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        for lineno, line in _chain(first, lines):
+            text = line.decode("utf-8", "replace")
+            try:
+                event = parse(text)
+            except DecodeError as exc:
+                rejects.append(
+                    Reject(inp.name, lineno, exc.reason, exc.message, text[:_REJECT_RAW_LIMIT])
+                )
+                continue
+            yield self._finish(event, inp.name, lineno, rejects)
+
+    def _legacy(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        rejects: list[Reject],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        yield from self._per_line(inp, first, lines, rejects, parse_legacy_line)
+
+    def _document(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        shape_name: str,
+        rejects: list[Reject],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        data = b"\n".join(line for _, line in _chain(first, lines))
+        if len(data) > max(self.options.max_event_size, 1) * 64:
+            raise InputError(
+                f"{inp.name}: a single JSON document of {len(data) / 1048576:.0f} MiB; "
+                "convert it to NDJSON (one event per line) to ingest it in a stream"
+            )
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            line, col = _line_col(data, exc.pos)
+            rejects.append(
+                Reject(
+                    inp.name,
+                    line,
+                    "invalid_json",
+                    f"not valid JSON at {line}:{col}: {exc.msg}",
+                    data[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                )
+            )
+            return
+        if shape_name == "auto":
+            try:
+                shape_name = sniff(obj)
+            except DecodeError as exc:
+                rejects.append(
+                    Reject(
+                        inp.name,
+                        None,
+                        exc.reason,
+                        exc.message,
+                        data[:4096].decode("utf-8", "replace"),
+                    )
+                )
+                return
+            if shape_name not in SHAPES:
+                shape_name = "v1"
+        yield from self._unwrap(obj, SHAPES[shape_name], inp.name, None, rejects, "")
+
+    def _csv(
+        self,
+        inp: Input,
+        first: tuple[int, bytes],
+        lines: Iterator[tuple[int, bytes]],
+        rejects: list[Reject],
+    ) -> Iterator[tuple[int | None, str, bool] | None]:
+        columns = self.options.csv_columns
+        numbered = _chain(first, lines)
+        if columns is None:
+            header = next(csv.reader([first[1].decode("utf-8", "replace")]))
+            if "auditID" not in header:
+                raise InputError(
+                    f"{inp.name}:1: a CSV without a header row; give its columns with "
+                    f"--csv-columns (a comma list, or one of: {', '.join(CSV_PRESETS)})"
+                )
+            columns = tuple(header)
+            next(numbered)
+        for lineno, line in numbered:
+            text = line.decode("utf-8", "replace")
+            try:
+                row = next(csv.reader([text]))
+                event = csv_row_to_event(columns, row)
+                event = as_event(event, "bad_csv_row", "row") if len(event) > 1 else event
+            except (DecodeError, csv.Error) as exc:
+                reason = exc.reason if isinstance(exc, DecodeError) else "bad_csv_row"
+                message = exc.message if isinstance(exc, DecodeError) else str(exc)
+                rejects.append(Reject(inp.name, lineno, reason, message, text))
+                continue
+            yield self._finish(event, inp.name, lineno, rejects)
+
+
+def _chain(
+    first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]]
+) -> Iterator[tuple[int, bytes]]:
+    yield first
+    yield from rest
+
+
+def _line_col(data: bytes, pos: int) -> tuple[int, int]:
+    line = data.count(b"\n", 0, pos) + 1
+    col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def resolve_csv_columns(spec: str | None) -> tuple[str, ...] | None:
+    """`--csv-columns`: a preset name or a comma-separated list."""
+    if spec is None:
+        return None
+    if spec in CSV_PRESETS:
+        return CSV_PRESETS[spec]
+    cols = tuple(c.strip() for c in spec.split(",") if c.strip())
+    if not cols:
+        raise InputError("--csv-columns is empty")
+    return cols

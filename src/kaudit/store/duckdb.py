@@ -1,0 +1,401 @@
+"""The embedded default store: one DuckDB file, one `events` table.
+
+Writes go through one writer (a lock around the connection); reads run concurrently on their own
+cursors. Every event is kept whole in `raw` (zstd-compressed; export gives it back as ingested);
+the SLS columns of `kaudit.store.schema` are derived from it by `kaudit.store.extract` in one SQL
+pass, and the bodies (`requestObject`, `responseObject`, `annotations`) are virtual columns read
+from `raw`, so they cost no space twice.
+
+Identity: an event is stored once per (cluster, auditID, stage, stageTimestamp). A retry of the
+webhook or a re-read file gives the same four values; auditID alone is client-settable and
+aggregated apiservers reuse it on purpose (spec k8s-audit §6, §9.5), so it is not enough.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from kaudit.errors import StoreError
+from kaudit.event.batch import RawBatch, Reject
+from kaudit.event.redact import redact_event
+from kaudit.store.base import AppendResult, CompiledQuery, QueryResult
+from kaudit.store.extract import column_exprs, transform_spec
+from kaudit.store.schema import COLUMNS
+
+SCHEMA_VERSION = 1
+# Columns computed from `raw` when read instead of stored twice.
+VIRTUAL = {
+    "annotations": "json_extract(raw, '$.annotations')",
+    "requestObject": "json_extract(raw, '$.requestObject')",
+    "responseObject": "json_extract(raw, '$.responseObject')",
+}
+STORED = [c for c in COLUMNS if c.name not in VIRTUAL]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _events_ddl() -> str:
+    cols = []
+    for c in COLUMNS:
+        if c.name in VIRTUAL:
+            cols.append(f"{_ident(c.name)} {c.sql_type} AS ({VIRTUAL[c.name]}) VIRTUAL")
+        else:
+            cols.append(f"{_ident(c.name)} {c.sql_type}")
+    cols += [
+        "raw VARCHAR USING COMPRESSION zstd",
+        "size INTEGER",
+        "source VARCHAR",
+    ]
+    return "CREATE TABLE IF NOT EXISTS events (" + ", ".join(cols) + ")"
+
+
+_REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS rejects (
+    "at" TIMESTAMP, cluster VARCHAR, source VARCHAR, line BIGINT,
+    reason VARCHAR, message VARCHAR, raw VARCHAR USING COMPRESSION zstd
+)"""
+
+_META_DDL = "CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+
+
+class DuckDBStore:
+    """The `Store` on a DuckDB file (or `:memory:`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+        self._con = con
+        self.path = path
+        self.read_only = read_only
+        self._write_lock = threading.Lock()
+        self._insert_sql = _build_insert_sql()
+        self._in_bulk = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path = ":memory:", read_only: bool = False) -> DuckDBStore:
+        spath = str(path)
+        if spath != ":memory:":
+            p = Path(spath)
+            if read_only and not p.exists():
+                raise StoreError(
+                    f"no kaudit store at {spath}: ingest events first (kaudit ingest FILE)"
+                )
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(spath, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"the store {spath} is in use by another kaudit process (DuckDB allows one "
+                    "writer per file); stop it, or send the command to the running server"
+                ) from exc
+            raise StoreError(f"cannot open the store {spath}: {exc}") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {spath}: {exc}") from exc
+        # Event times are UTC; casting an offset timestamp must not depend on the machine.
+        con.execute("SET TimeZone = 'UTC'")
+        store = cls(con, spath, read_only)
+        if not read_only:
+            store._create()
+        return store
+
+    def _create(self) -> None:
+        with self._write_lock:
+            self._con.execute(_events_ddl())
+            self._con.execute(_REJECTS_DDL)
+            self._con.execute(_META_DDL)
+            self._con.execute(
+                "INSERT OR IGNORE INTO kaudit_meta VALUES ('schema_version', ?)",
+                [str(SCHEMA_VERSION)],
+            )
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------
+    def append(self, batch: RawBatch) -> AppendResult:
+        """Store a batch: reject malformed events, skip ones already stored, keep the rest."""
+        result = AppendResult(received=len(batch))
+        if not batch.texts:
+            return result
+        table = pa.table(
+            {
+                "idx": pa.array(range(len(batch)), type=pa.int64()),
+                "line": pa.array(batch.lines, type=pa.int64()),
+                "text": pa.array(batch.texts, type=pa.string()),
+                "redacted": pa.array(batch.redacted, type=pa.bool_()),
+            }
+        )
+        with self._write_lock:
+            con = self._con
+            con.register("kaudit_batch", table)
+            own_tx = not self._in_bulk
+            try:
+                if own_tx:
+                    con.execute("BEGIN")
+                con.execute(self._insert_sql["stage"], [batch.cluster])
+                rejected = con.execute(
+                    "SELECT reason, count(*) FROM kaudit_staged WHERE reason IS NOT NULL "
+                    "GROUP BY reason"
+                ).fetchall()
+                if rejected:
+                    con.execute(self._insert_sql["rejects"], [batch.source])
+                bounds = con.execute(
+                    "SELECT min(__time__), max(__time__) FROM kaudit_staged WHERE reason IS NULL"
+                ).fetchone()
+                stored = 0
+                if bounds is not None and bounds[0] is not None:
+                    row = con.execute(
+                        self._insert_sql["events"], [bounds[0], bounds[1], batch.source]
+                    ).fetchone()
+                    stored = int(row[0]) if row else 0
+                con.execute("DROP TABLE kaudit_staged")
+                if own_tx:
+                    con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                self._in_bulk = False
+                raise StoreError(f"storing a batch from {batch.source} failed: {exc}") from exc
+            finally:
+                con.unregister("kaudit_batch")
+        for reason, count in rejected:
+            result.rejected_by_reason[str(reason)] = int(count)
+        result.rejected = sum(result.rejected_by_reason.values())
+        result.stored = stored
+        result.duplicates = result.received - result.rejected - stored
+        return result
+
+    def begin(self) -> None:
+        """Start a transaction spanning several `append`s: big loads then write row groups
+        straight to the file instead of through the write-ahead log. Nothing in it is visible
+        or durable before `commit`."""
+        with self._write_lock:
+            if self._in_bulk:
+                raise StoreError("a bulk transaction is already open")
+            self._con.execute("BEGIN")
+            self._in_bulk = True
+
+    def commit(self) -> None:
+        with self._write_lock:
+            if self._in_bulk:
+                self._in_bulk = False
+                self._con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        with self._write_lock:
+            if self._in_bulk:
+                self._in_bulk = False
+                self._con.execute("ROLLBACK")
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """`begin` … `commit`, rolled back on an error."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def add_rejects(self, cluster: str, rejects: Sequence[Reject]) -> None:
+        """Keep records that never became event text (undecodable lines, oversize, ...)."""
+        if not rejects:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [(now, cluster, r.source, r.line, r.reason, r.message, r.raw) for r in rejects]
+        with self._write_lock:
+            self._con.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def ingest_events(
+        self, events: Iterable[Mapping[str, Any]], cluster: str = "default", redact: bool = True
+    ) -> AppendResult:
+        """Convenience for callers holding event dicts (tests, webhook): redact and append."""
+        batch = RawBatch(cluster=cluster, source="<api>")
+        for i, ev in enumerate(events, start=1):
+            flagged = False
+            if redact:
+                ev, flagged = redact_event(ev)
+            batch.add(orjson.dumps(ev).decode(), i, flagged)
+        return self.append(batch)
+
+    def prune(self, before: datetime) -> int:
+        """Delete events whose time is before `before`; returns how many were deleted."""
+        cutoff = int(before.timestamp())
+        with self._write_lock:
+            row = self._con.execute("DELETE FROM events WHERE __time__ < ?", [cutoff]).fetchone()
+            self._con.execute("CHECKPOINT")
+        return int(row[0]) if row else 0
+
+    # --- reading ---------------------------------------------------------------------------
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for one reading thread."""
+        return self._con.cursor()
+
+    def execute(self, query: CompiledQuery) -> QueryResult:
+        cur = self.reader()
+        try:
+            start = time.perf_counter()
+            rel = cur.execute(query.sql, list(query.params))
+            columns = tuple(d[0] for d in rel.description or ())
+            rows = rel.fetchall()
+            return QueryResult(columns, rows, time.perf_counter() - start)
+        finally:
+            cur.close()
+
+    def iter_raw(
+        self, where_sql: str | None = None, params: Sequence[Any] = (), batch_size: int = 10_000
+    ) -> Iterator[str]:
+        """Stored event texts in time order, exactly as kept."""
+        cur = self.reader()
+        try:
+            where = f"WHERE {where_sql}" if where_sql else ""
+            cur.execute(
+                f"SELECT raw FROM events {where} ORDER BY stageTimestamp, auditID, stage",
+                list(params),
+            )
+            while True:
+                rows = cur.fetchmany(batch_size)
+                if not rows:
+                    break
+                for (raw,) in rows:
+                    yield raw
+        finally:
+            cur.close()
+
+    def iter_events(
+        self, where_sql: str | None = None, params: Sequence[Any] = ()
+    ) -> Iterator[dict[str, Any]]:
+        """Stored events as dicts (lossless)."""
+        for raw in self.iter_raw(where_sql, params):
+            yield orjson.loads(raw)
+
+    def count(self) -> int:
+        row = self.reader().execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def stats(self) -> dict[str, Any]:
+        cur = self.reader()
+        clusters = cur.execute(
+            "SELECT cluster, count(*), min(stageTimestamp), max(stageTimestamp), sum(size) "
+            "FROM events GROUP BY cluster ORDER BY cluster"
+        ).fetchall()
+        rejects = cur.execute(
+            "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+        disk = Path(self.path).stat().st_size if self.path != ":memory:" else 0
+        total = sum(int(c[1]) for c in clusters)
+        return {
+            "path": self.path,
+            "events": total,
+            "bytes_on_disk": disk,
+            "bytes_per_event": round(disk / total, 1) if total else None,
+            "clusters": [
+                {
+                    "cluster": c[0],
+                    "events": int(c[1]),
+                    "first": c[2].isoformat() + "Z" if c[2] else None,
+                    "last": c[3].isoformat() + "Z" if c[3] else None,
+                    "raw_bytes": int(c[4] or 0),
+                }
+                for c in clusters
+            ],
+            "rejects": {str(r[0]): int(r[1]) for r in rejects},
+        }
+
+    def rejects(self, limit: int = 100, reason: str | None = None) -> list[dict[str, Any]]:
+        cur = self.reader()
+        where, params = ("WHERE reason = ?", [reason]) if reason else ("", [])
+        rows = cur.execute(
+            f'SELECT "at", cluster, source, line, reason, message, raw FROM rejects {where} '
+            'ORDER BY "at", source, line LIMIT ?',
+            [*params, limit],
+        ).fetchall()
+        keys = ("at", "cluster", "source", "line", "reason", "message", "raw")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _build_insert_sql() -> dict[str, str]:
+    """The statements of `append`, generated once from the schema.
+
+    `stage` parses each event once (`json_transform`) into the columns and classifies the
+    records that cannot be stored (not JSON, not an object, no auditID/stage/usable timestamp, a
+    status code that is not an integer); `rejects` keeps those aside; `events` drops the ones
+    already stored and inserts the rest with their text.
+    """
+    exprs = column_exprs()
+    stored_names = [c.name for c in STORED]
+    select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
+    # TRY: a line that is not JSON gives NULL here instead of failing the whole batch.
+    stage = f"""
+    CREATE TEMP TABLE kaudit_staged AS
+    WITH parsed AS (
+        SELECT idx, line, redacted, ? AS cluster,
+               json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj,
+               CASE WHEN json_valid(text) THEN json_transform(text, '{transform_spec()}') END AS t
+        FROM kaudit_batch
+    ), cols AS (
+        SELECT idx, line, ok, obj, t.responseStatus.code AS code_text, {select_cols}
+        FROM parsed
+    )
+    SELECT * EXCLUDE (ok, obj, code_text),
+      CASE
+        WHEN NOT ok THEN 'invalid_json'
+        WHEN NOT obj THEN 'not_an_object'
+        WHEN auditID IS NULL OR auditID = '' OR stage IS NULL OR stage = '' THEN 'missing_field'
+        WHEN stageTimestamp IS NULL THEN 'bad_timestamp'
+        WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL THEN 'wrong_type'
+      END AS reason,
+      CASE
+        WHEN NOT ok THEN 'not valid JSON'
+        WHEN NOT obj THEN 'expected a JSON object (an audit event)'
+        WHEN auditID IS NULL OR auditID = '' THEN 'auditID is missing'
+        WHEN stage IS NULL OR stage = '' THEN 'stage is missing'
+        WHEN stageTimestamp IS NULL THEN 'no usable timestamp: stageTimestamp, '
+             || 'requestReceivedTimestamp and timestamp are missing or not RFC 3339'
+        WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL
+          THEN 'field responseStatus.code: expected an integer, got ' || code_text
+      END AS message
+    FROM cols
+    """
+    rejects = """
+    INSERT INTO rejects
+    SELECT now()::TIMESTAMP, s.cluster, ?, s.line, s.reason, s.message, b.text
+    FROM kaudit_staged s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
+    """
+    key = ("cluster", "auditID", "stage", "stageTimestamp")
+    key_cols = ", ".join(_ident(k) for k in key)
+    insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source"])
+    # The join on the stored keys is bounded to the batch's time range, so that zone maps skip
+    # every row group of other times.
+    events = f"""
+    INSERT INTO events ({insert_cols})
+    WITH fresh AS (
+        SELECT * FROM kaudit_staged WHERE reason IS NULL
+        QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY idx) = 1
+    ), existing AS (
+        SELECT {key_cols} FROM events WHERE __time__ BETWEEN ? AND ?
+    )
+    SELECT {", ".join("f." + _ident(n) for n in stored_names)}, b.text, strlen(b.text), ?
+    FROM fresh f ANTI JOIN existing USING ({key_cols}) JOIN kaudit_batch b USING (idx)
+    ORDER BY f.idx
+    """
+    return {"stage": stage, "rejects": rejects, "events": events}

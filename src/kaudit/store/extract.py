@@ -1,0 +1,95 @@
+"""SQL that turns raw event JSON text into the events table's columns, in one vectorised pass.
+
+Every path into the store goes through this one extraction (files, stdin, the webhook), so a
+column means the same thing whichever way an event arrived. The event text itself is kept in the
+`raw` column; columns are derived from it, never the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kaudit.store.schema import COLUMNS, Column
+
+# Fallback timestamps of v1beta1/v1alpha1 events (spec k8s-audit §8.3).
+_EXTRA_PATHS: dict[str, Any] = {
+    "apiVersion": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "metadata": {"creationTimestamp": "VARCHAR"},
+}
+
+
+def _json_path(path: tuple[str, ...]) -> str:
+    return "$." + ".".join(json.dumps(p) for p in path)
+
+
+def _source_columns() -> list[Column]:
+    return [c for c in COLUMNS if c.path is not None]
+
+
+def transform_spec() -> str:
+    """The json_transform structure: every column path, read once per event."""
+    spec: dict[str, Any] = json.loads(json.dumps(_EXTRA_PATHS))
+    for col in _source_columns():
+        assert col.path is not None
+        if col.path[0] == "annotations":
+            spec["annotations"] = "JSON"
+            continue
+        node = spec
+        for part in col.path[:-1]:
+            node = node.setdefault(part, {})
+        node[col.path[-1]] = "JSON" if col.sql_type == "JSON" else "VARCHAR"
+    return json.dumps(spec)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _access(path: tuple[str, ...]) -> str:
+    return "t" + "".join(f"[{_quote(p)}]" for p in path)
+
+
+def _timestamp(expr: str) -> str:
+    # Go's zero time marks an unset MicroTime in old event versions (§8.3).
+    cast = f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    return f"NULLIF({cast}, TIMESTAMP '0001-01-01 00:00:00')"
+
+
+def column_exprs() -> dict[str, str]:
+    """SQL for each events column, over `t` (the transformed struct), `text`, `cluster`, ..."""
+    received_ts = _timestamp(_access(("requestReceivedTimestamp",)))
+    received = f"COALESCE({received_ts}, {_timestamp('t.timestamp')})"
+    stage_ts = (
+        f"COALESCE({_timestamp(_access(('stageTimestamp',)))}, "
+        f"{_timestamp('t.metadata.creationTimestamp')}, {received})"
+    )
+    exprs: dict[str, str] = {}
+    for col in COLUMNS:
+        if col.name == "cluster":
+            exprs[col.name] = "cluster"
+        elif col.name == "__time__":
+            exprs[col.name] = f"CAST(floor(epoch({stage_ts})) AS BIGINT)"
+        elif col.name == "redacted":
+            exprs[col.name] = "redacted"
+        elif col.name == "requestReceivedTimestamp":
+            exprs[col.name] = received
+        elif col.name == "stageTimestamp":
+            exprs[col.name] = stage_ts
+        elif col.name == "objectRef.apiGroup":
+            # v1alpha1: no apiGroup; objectRef.apiVersion is "group/version" (§8.3)
+            exprs[col.name] = (
+                "CASE WHEN t.objectRef.apiGroup IS NULL AND t.apiVersion = 'audit.k8s.io/v1alpha1'"
+                " AND contains(t.objectRef.apiVersion, '/') THEN "
+                "regexp_extract(t.objectRef.apiVersion, '^(.*)/[^/]*$', 1) "
+                "ELSE t.objectRef.apiGroup END"
+            )
+        elif col.path is not None and col.path[0] == "annotations" and len(col.path) > 1:
+            exprs[col.name] = (
+                f"json_extract_string(t.annotations, {_quote(_json_path(col.path[1:]))})"
+            )
+        elif col.path is not None:
+            acc = _access(col.path)
+            exprs[col.name] = f"TRY_CAST({acc} AS INTEGER)" if col.sql_type == "INTEGER" else acc
+    return exprs
