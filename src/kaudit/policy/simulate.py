@@ -12,6 +12,7 @@ add bodies that were never recorded: such events keep their size and are counted
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import orjson
 
 from kaudit.errors import InputError, Location
 from kaudit.policy.model import LEVELS, Decision, Policy, RequestAttributes, level_rank
-from kaudit.policy.needs import DETECTION_NEEDS
+from kaudit.policy.needs import DETECTION_NEEDS, DetectionNeed
 from kaudit.policy.requestinfo import _list_verb_and_name, attributes_from_event
 from kaudit.store.base import CompiledQuery, QueryResult
 
@@ -111,7 +112,9 @@ class StoreGroups:
         body = "level IN ('Request', 'RequestResponse')"
         name = (
             f"""CASE WHEN NOT {rr} THEN NULL
-                 WHEN verb IN ('list', 'watch') THEN 'uri:' || coalesce(requestURI, '')
+                 WHEN verb IN ('list', 'watch') THEN CASE
+                      WHEN contains(requestURI, 'fieldSelector=') THEN 'uri:' || requestURI
+                      ELSE '' END
                  WHEN verb = 'create' AND coalesce("objectRef.subresource", '') = '' THEN ''
                  ELSE "objectRef.name" END"""
             if names
@@ -174,7 +177,8 @@ class StoreGroups:
             groups = tuple(orjson.loads(g)) if (g and user) else ()
             name = nm or ""
             if name.startswith("uri:"):
-                name = _list_verb_and_name(name[4:].partition("?")[2])[1]
+                # only lists/watches with a field selector carry their query here (§5.1)
+                name = _selector_name(name[4:].partition("?")[2])
             attrs = RequestAttributes(
                 user=user,
                 groups=groups,
@@ -198,6 +202,11 @@ class StoreGroups:
                 int(rqm or 0),
                 int(rsm or 0),
             )
+
+
+@functools.lru_cache(maxsize=65536)
+def _selector_name(query: str) -> str:
+    return _list_verb_and_name(query)[1]
 
 
 def _json_len(value: Any) -> int:
@@ -365,27 +374,40 @@ def simulate(policy: Policy, source: GroupSource) -> SimulationReport:
     for lv in LEVELS:
         report.by_level[lv] = Row(lv)
     losses = [DetectionLoss(n.detection, n.min_level) for n in DETECTION_NEEDS]
+    rule_rows = [report.by_rule[_rule_key(i, policy)] for i in range(len(policy.rules))]
+    no_rule = report.by_rule[_rule_key(None, policy)]
     decide = policy.evaluate
-    cache: dict[RequestAttributes, Decision] = {}
+    # per distinct request: decision, its rows, and the detections that read it
+    Entry = tuple[Decision, Row, Row, list[tuple[DetectionNeed, DetectionLoss]]]
+    cache: dict[RequestAttributes, Entry] = {}
     for grp in source.groups(policy):
         report.groups += 1
-        d = cache.get(grp.attrs)
-        if d is None:
-            d = cache[grp.attrs] = decide(grp.attrs)
+        entry = cache.get(grp.attrs)
+        if entry is None:
+            d = decide(grp.attrs)
+            entry = cache[grp.attrs] = (
+                d,
+                no_rule if d.rule_index is None else rule_rows[d.rule_index],
+                report.by_level[d.level if d.level in report.by_level else "None"],
+                [
+                    (need, loss)
+                    for need, loss in zip(DETECTION_NEEDS, losses, strict=True)
+                    if need.reads(grp.attrs)
+                ],
+            )
+        d, row, lrow, readers = entry
         kept_bytes = grp.size_under(d)
         kept_events = grp.count if d.logs_stage(grp.stage) else 0
         report.total.recorded.add(grp.count, grp.bytes)
         report.total.kept.add(kept_events, kept_bytes)
-        row = report.by_rule[_rule_key(d.rule_index, policy)]
         row.recorded.add(grp.count, grp.bytes)
         row.kept.add(kept_events, kept_bytes)
-        lrow = report.by_level[d.level if d.level in report.by_level else "None"]
         lrow.recorded.add(grp.count, grp.bytes)
         lrow.kept.add(kept_events, kept_bytes)
         if kept_events and level_rank(d.level) > level_rank(grp.level):
             report.raised += grp.count
-        for need, loss in zip(DETECTION_NEEDS, losses, strict=True):
-            if grp.stage == need.stage and need.reads(grp.attrs) and need.satisfied_by(grp.level):
+        for need, loss in readers:
+            if grp.stage == need.stage and need.satisfied_by(grp.level):
                 loss.recorded += grp.count
                 if kept_events and need.satisfied_by(d.level):
                     loss.kept += grp.count
