@@ -159,3 +159,40 @@ def test_diff_groups_changes(files: FileGroups, store: Any) -> None:
     ]
     assert diff(POLICY, POLICY, files) == []
     assert diff(POLICY, loud, ProbeGroups())
+
+
+def test_store_groups_resource_names_like_the_apiserver(tmp_path: Path) -> None:
+    # resourceNames match a get by name and a list with fieldSelector=metadata.name=, never a
+    # create (the name is filled from the body after evaluation, §5.1)
+    base = {"user": {"username": "ops"}, "level": "Metadata", "stage": "ResponseComplete"}
+    ref = {"resource": "configmaps", "namespace": "kube-system", "name": "cfg"}
+    events = [
+        dict(base, auditID="a", verb="get", objectRef=ref,
+             requestURI="/api/v1/namespaces/kube-system/configmaps/cfg"),
+        dict(base, auditID="b", verb="list", objectRef={**ref, "name": None},
+             requestURI="/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3Dcfg"),
+        dict(base, auditID="c", verb="watch", objectRef={**ref, "name": None},
+             requestURI="/api/v1/namespaces/kube-system/configmaps?watch=1&resourceVersion=5"),
+        dict(base, auditID="d", verb="create", objectRef=ref,
+             requestURI="/api/v1/namespaces/kube-system/configmaps"),
+    ]  # fmt: skip
+    for i, e in enumerate(events):
+        e["requestReceivedTimestamp"] = e["stageTimestamp"] = f"2025-01-01T00:00:0{i}.000000Z"
+    policy = Policy.from_dict(
+        {
+            "rules": [
+                {"level": "None", "resources": [{"resources": ["configmaps"],
+                                                 "resourceNames": ["cfg"]}]},
+                {"level": "Metadata"},
+            ]
+        }
+    )  # fmt: skip
+    store = DuckDBStore.open(":memory:")
+    store.ingest_events(events, redact=False)
+    p = tmp_path / "e.ndjson"
+    p.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
+    for source in (StoreGroups(store), FileGroups((str(p),))):
+        report = simulate(policy, source)
+        assert report.by_rule["rule 0 (None)"].recorded.events == 2  # the get and the list
+        assert report.by_rule["rule 1 (Metadata)"].recorded.events == 2  # watch and create
+    store.close()
