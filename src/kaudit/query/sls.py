@@ -339,10 +339,10 @@ class Rewriter:
     def fail(self, node: exp.Expr | None, message: str) -> QueryError:
         pos = None
         if node is not None:
-            ident = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier)
-            meta = ident.meta if ident is not None else node.meta
-            if "start" in meta:
-                pos = int(meta["start"])
+            for sub in node.walk():
+                if "start" in sub.meta:
+                    pos = int(sub.meta["start"])
+                    break
         return self.ctx.fail(pos, message)
 
     def rewrite(self, tree: exp.Query, default_limit: int | None) -> exp.Query:
@@ -410,7 +410,10 @@ class Rewriter:
             ref = resolve_field(name)
             if ref is None:
                 raise self.fail(col, f'unknown column "{name}"')
-            col.replace(self.field_expr(ref))
+            new = self.field_expr(ref)
+            if "start" in col.this.meta:  # keep the position for later errors
+                new.meta["start"] = col.this.meta["start"]
+            col.replace(new)
         self.check_types(sel)
 
     def field_expr(self, ref: FieldRef) -> exp.Expr:
