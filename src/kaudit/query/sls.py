@@ -398,9 +398,14 @@ class Rewriter:
         for col in list(sel.find_all(exp.Column)):
             if col.find_ancestor(exp.Select) is not sel or isinstance(col.this, exp.Star):
                 continue
-            if col.table and col.table.lower() not in log_names:
-                continue
             name = col.name
+            if col.table and col.table.lower() not in log_names:
+                # an unquoted dotted name (`user.username`) parses as table.column
+                joined = f"{col.table}.{name}"
+                if col.args.get("db") or resolve_field(joined) is None:
+                    continue
+                name = joined
+                col.set("table", None)
             clause = col.find_ancestor(exp.Group, exp.Having, exp.Order, exp.Select)
             if not col.table and name.lower() in aliases and not isinstance(clause, exp.Select):
                 if isinstance(clause, exp.Having) and sel.args.get("group") is not None:
