@@ -158,15 +158,7 @@ class DuckDBStore:
                 ).fetchall()
                 if rejected:
                     con.execute(self._insert_sql["rejects"], [batch.source])
-                bounds = con.execute(
-                    "SELECT min(__time__), max(__time__) FROM kaudit_staged WHERE reason IS NULL"
-                ).fetchone()
-                stored = 0
-                if bounds is not None and bounds[0] is not None:
-                    row = con.execute(
-                        self._insert_sql["events"], [bounds[0], bounds[1], batch.source]
-                    ).fetchone()
-                    stored = int(row[0]) if row else 0
+                stored = self._insert_new(con, batch.source)
                 con.execute("DROP TABLE kaudit_staged")
                 if own_tx:
                     con.execute("COMMIT")
@@ -215,6 +207,31 @@ class DuckDBStore:
             self.rollback()
             raise
         self.commit()
+
+    def _insert_new(self, con: duckdb.DuckDBPyConnection, source: str) -> int:
+        """Insert the staged events not stored yet; returns how many were inserted."""
+        sql = self._insert_sql
+        bounds = con.execute(
+            "SELECT count(*), min(__time__), max(__time__), count(__time__) "
+            "FROM kaudit_staged WHERE reason IS NULL"
+        ).fetchone()
+        if bounds is None or not bounds[0]:
+            return 0
+        n, lo, hi, timed = bounds
+        con.execute(sql["fresh"])
+        try:
+            lo, hi = (lo, hi) if timed else (0, -1)
+            con.execute(sql["dups" if n == timed else "dups_untimed"], [lo, hi])
+            try:
+                dup_row = con.execute("SELECT count(*) FROM kaudit_dup").fetchone()
+                if dup_row and dup_row[0]:
+                    con.execute(sql["exact"])
+                row = con.execute(sql["events"], [source]).fetchone()
+            finally:
+                con.execute("DROP TABLE kaudit_dup")
+        finally:
+            con.execute("DROP TABLE kaudit_fresh")
+        return int(row[0]) if row else 0
 
     def add_rejects(self, cluster: str, rejects: Sequence[Reject]) -> None:
         """Keep records that never became event text (undecodable lines, oversize, ...)."""
@@ -333,13 +350,33 @@ class DuckDBStore:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
+# An object is taken for an audit event when it says so (kind Event) or has two of its fields;
+# this is the same test the format sniffer uses, so hand-written samples are kept.
+_EVENT_FIELDS = (
+    "auditID",
+    "stage",
+    "verb",
+    "requestURI",
+    "user",
+    "objectRef",
+    "sourceIPs",
+    "level",
+)
+_NOT_EVENT = (
+    "(coalesce(t.kind, '') <> 'Event' AND ("
+    + " + ".join(f"(t.{_ident(f)} IS NOT NULL)::INTEGER" for f in _EVENT_FIELDS)
+    + ") < 2)"
+)
+
+
 def _build_insert_sql() -> dict[str, str]:
     """The statements of `append`, generated once from the schema.
 
     `stage` parses each event once (`json_transform`) into the columns and classifies the
-    records that cannot be stored (not JSON, not an object, no auditID/stage/usable timestamp, a
-    status code that is not an integer); `rejects` keeps those aside; `events` drops the ones
-    already stored and inserts the rest with their text.
+    records that cannot be stored (not JSON, not an object, nothing of an audit event, a
+    timestamp that is not RFC 3339, a status code that is not an integer); `rejects` keeps
+    those aside; `fresh`, `dups` and `exact` find the events already stored; `events` inserts
+    the rest with their text.
     """
     exprs = column_exprs()
     stored_names = [c.name for c in STORED]
@@ -348,29 +385,33 @@ def _build_insert_sql() -> dict[str, str]:
     stage = f"""
     CREATE TEMP TABLE kaudit_staged AS
     WITH parsed AS (
-        SELECT idx, line, redacted, ? AS cluster,
+        SELECT idx, line, text, redacted, ? AS cluster,
                json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj,
                CASE WHEN json_valid(text) THEN json_transform(text, '{transform_spec()}') END AS t
         FROM kaudit_batch
     ), cols AS (
-        SELECT idx, line, ok, obj, t.responseStatus.code AS code_text, {select_cols}
+        SELECT idx, line, ok, obj, t.responseStatus.code AS code_text, hash(text) AS text_hash,
+               {_NOT_EVENT} AS not_event,
+               coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp,
+                        t.metadata.creationTimestamp) AS time_text,
+               {select_cols}
         FROM parsed
     )
-    SELECT * EXCLUDE (ok, obj, code_text),
+    SELECT * EXCLUDE (ok, obj, code_text, not_event, time_text),
       CASE
         WHEN NOT ok THEN 'invalid_json'
         WHEN NOT obj THEN 'not_an_object'
-        WHEN auditID IS NULL OR auditID = '' OR stage IS NULL OR stage = '' THEN 'missing_field'
-        WHEN stageTimestamp IS NULL THEN 'bad_timestamp'
+        WHEN not_event THEN 'not_an_event'
+        WHEN time_text IS NOT NULL AND stageTimestamp IS NULL THEN 'bad_timestamp'
         WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL THEN 'wrong_type'
       END AS reason,
       CASE
         WHEN NOT ok THEN 'not valid JSON'
         WHEN NOT obj THEN 'expected a JSON object (an audit event)'
-        WHEN auditID IS NULL OR auditID = '' THEN 'auditID is missing'
-        WHEN stage IS NULL OR stage = '' THEN 'stage is missing'
-        WHEN stageTimestamp IS NULL THEN 'no usable timestamp: stageTimestamp, '
-             || 'requestReceivedTimestamp and timestamp are missing or not RFC 3339'
+        WHEN not_event THEN 'not an audit event: fewer than two of auditID, stage, verb, '
+             || 'requestURI, user, objectRef, sourceIPs, level'
+        WHEN time_text IS NOT NULL AND stageTimestamp IS NULL
+          THEN 'timestamp is not RFC 3339: ' || time_text
         WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL
           THEN 'field responseStatus.code: expected an integer, got ' || code_text
       END AS message
@@ -384,18 +425,51 @@ def _build_insert_sql() -> dict[str, str]:
     key = ("cluster", "auditID", "stage", "stageTimestamp")
     key_cols = ", ".join(_ident(k) for k in key)
     insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source"])
-    # The join on the stored keys is bounded to the batch's time range, so that zone maps skip
-    # every row group of other times.
+    on = " AND ".join(f"f.{_ident(k)} IS NOT DISTINCT FROM e.{_ident(k)}" for k in key)
+
+    # Identity is the key above; an event that repeats a stored key with *different* content is
+    # not a retry (hand-edited samples, a client reusing an Audit-ID) and is kept too. Only the
+    # batch rows whose key is already stored (usually none) have their text compared.
+    # The lookups of stored keys are bounded to the batch's time range, so that zone maps skip
+    # every row group of other times; events without a time are only looked for when the batch
+    # has some.
+    def existing(with_untimed: bool) -> str:
+        untimed = " OR __time__ IS NULL" if with_untimed else ""
+        return f"(SELECT {key_cols} FROM events WHERE __time__ BETWEEN ? AND ?{untimed})"
+
+    fresh = f"""
+    CREATE TEMP TABLE kaudit_fresh AS
+    SELECT idx, {key_cols} FROM kaudit_staged WHERE reason IS NULL
+    QUALIFY row_number() OVER (PARTITION BY {key_cols}, text_hash ORDER BY idx) = 1
+    """
+
+    def dups(with_untimed: bool) -> str:
+        return f"""
+    CREATE TEMP TABLE kaudit_dup AS
+    SELECT f.idx FROM kaudit_fresh f SEMI JOIN {existing(with_untimed)} e ON ({on})
+    """
+
+    same = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM f.{_ident(k)}" for k in key)
+    exact = f"""
+    DELETE FROM kaudit_dup WHERE idx NOT IN (
+        SELECT f.idx FROM kaudit_fresh f JOIN kaudit_dup d USING (idx)
+        JOIN kaudit_batch b USING (idx)
+        JOIN events e ON ({same}) AND e.raw = b.text
+    )
+    """
     events = f"""
     INSERT INTO events ({insert_cols})
-    WITH fresh AS (
-        SELECT * FROM kaudit_staged WHERE reason IS NULL
-        QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY idx) = 1
-    ), existing AS (
-        SELECT {key_cols} FROM events WHERE __time__ BETWEEN ? AND ?
-    )
-    SELECT {", ".join("f." + _ident(n) for n in stored_names)}, b.text, strlen(b.text), ?
-    FROM fresh f ANTI JOIN existing USING ({key_cols}) JOIN kaudit_batch b USING (idx)
-    ORDER BY f.idx
+    SELECT {", ".join("s." + _ident(n) for n in stored_names)}, b.text, strlen(b.text), ?
+    FROM kaudit_staged s SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
+    JOIN kaudit_batch b USING (idx)
+    ORDER BY s.idx
     """
-    return {"stage": stage, "rejects": rejects, "events": events}
+    return {
+        "stage": stage,
+        "rejects": rejects,
+        "fresh": fresh,
+        "dups": dups(False),
+        "dups_untimed": dups(True),
+        "exact": exact,
+        "events": events,
+    }

@@ -14,6 +14,7 @@ from kaudit.store.schema import COLUMNS, Column
 
 # Fallback timestamps of v1beta1/v1alpha1 events (spec k8s-audit §8.3).
 _EXTRA_PATHS: dict[str, Any] = {
+    "kind": "VARCHAR",
     "apiVersion": "VARCHAR",
     "timestamp": "VARCHAR",
     "metadata": {"creationTimestamp": "VARCHAR"},
@@ -77,6 +78,10 @@ def column_exprs() -> dict[str, str]:
             exprs[col.name] = received
         elif col.name == "stageTimestamp":
             exprs[col.name] = stage_ts
+        elif col.name == "auditID":
+            # Hand-written samples may lack an auditID; a digest of the event keeps them
+            # distinct and idempotent (the raw event is not changed).
+            exprs[col.name] = "COALESCE(NULLIF(t.auditID, ''), 'kaudit-' || md5(text))"
         elif col.name == "objectRef.apiGroup":
             # v1alpha1: no apiGroup; objectRef.apiVersion is "group/version" (§8.3)
             exprs[col.name] = (
