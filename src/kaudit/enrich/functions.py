@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from duckdb.func import PythonUDFType
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from kaudit.enrich import ip as ipf
 from kaudit.enrich.geo import GeoInfo, GeoProvider
@@ -89,10 +89,11 @@ class IpFunctions:
         for name, (fn, args, ret) in self.scalar_udfs().items():
             con.create_function(
                 name,
-                vectorised(fn, len(args)),
+                vectorised(fn, len(args), ret),
                 args,
                 ret,
                 type=PythonUDFType.ARROW,
+                null_handling=FunctionNullHandling.SPECIAL,
                 side_effects=False,
             )
 
@@ -102,19 +103,31 @@ def _subnet_range(cidr: str) -> list[str] | None:
     return None if lo is None or hi is None else [lo, hi]
 
 
-def vectorised(fn: Callable[..., Any], arity: int = 1) -> Callable[..., Any]:
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def vectorised(
+    fn: Callable[..., Any], arity: int = 1, returns: str = "VARCHAR"
+) -> Callable[..., Any]:
     """Wrap a scalar function as an Arrow UDF; NULL in any argument gives NULL.
 
     DuckDB checks the Python signature against the declared argument types, so the wrapper
     has exactly `arity` parameters.
     """
 
+    arrow_type = _ARROW_TYPES[returns]
+
     def run(*cols: Any) -> Any:
         lists = [c.to_pylist() for c in cols]
         out = [
             None if any(v is None for v in row) else fn(*row) for row in zip(*lists, strict=True)
         ]
-        return pa.array(out)
+        return pa.array(out, type=arrow_type)
 
     if arity == 1:
         return lambda a: run(a)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
-from duckdb.func import PythonUDFType
+from duckdb.func import FunctionNullHandling, PythonUDFType
 from sqlglot import exp
 
 from kaudit.enrich.functions import IpFunctions, vectorised
@@ -161,10 +161,11 @@ def prepare(store: ReadableStore, functions: IpFunctions | None = None) -> IpFun
     fns.register(cur)
     cur.create_function(
         "kaudit_json_leaves",
-        vectorised(json_leaves, 2),
+        vectorised(json_leaves, 2, "VARCHAR[]"),
         ["VARCHAR", "VARCHAR"],
         "VARCHAR[]",
         type=PythonUDFType.ARROW,
+        null_handling=FunctionNullHandling.SPECIAL,
         side_effects=False,
     )
     _FUNCTIONS[store] = (fns, cur)
@@ -202,8 +203,8 @@ def execute(store: ReadableStore, compiled: CompiledQuery) -> QueryResult:
             rows = rel.fetchall()
         except duckdb.Error as e:
             # Errors the compiler cannot foresee (a regex RE2 rejects, a failed cast on data).
-            first = str(e).split("\n", 1)[0]
-            raise QueryError(f"the query failed while running: {first}") from None
+            detail = " ".join(str(e).split())
+            raise QueryError(f"the query failed while running: {detail}") from None
         return QueryResult(columns, rows, time.perf_counter() - t0)
     finally:
         cur.close()
