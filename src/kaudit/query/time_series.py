@@ -58,6 +58,8 @@ def _rewrite(
     end: int | None,
 ) -> exp.Query:
     args = call.expressions
+    if sel.args.get("group") is None:
+        raise rw.fail(call, "time_series(...) needs GROUP BY its alias (and ORDER BY it)")
     if len(args) != 4:
         raise rw.fail(call, "time_series takes 4 arguments: (time, window, format, padding)")
     x = args[0]
