@@ -41,6 +41,7 @@ from kaudit.event.redact import may_hold_secret, redact_event
 FORMATS = ("auto", "ndjson", "json", "v1", "eventlist", "legacy", "eks", "aks", "gke", "csv")
 DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
 _BLOCK = 8 * 1024 * 1024
+_GZIP_BLOCK = 64 * 1024
 _SNIFF_LINES = 64  # lines looked at to detect an input's format
 _REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
 
@@ -100,9 +101,12 @@ def _read_lines(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator
     """
     lineno = 0
     tail = b""
+    # A gzip stream cut short raises on the read that reaches the cut, losing what that read
+    # had inflated: read it in small steps so that only the incomplete end is lost.
+    size = _GZIP_BLOCK if isinstance(stream, gzip.GzipFile) else _BLOCK
     while True:
         try:
-            block = stream.read(_BLOCK)
+            block = stream.read(size)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             rejects.append(
                 Reject(
@@ -309,7 +313,10 @@ class Decoder:
             lines = _read_lines(stream, inp.name, rejects)
             head = list(itertools.islice(lines, _SNIFF_LINES))
             if not head:
-                rejects.append(Reject(inp.name, None, "empty_input", "the input holds no data", ""))
+                if not rejects:
+                    rejects.append(
+                        Reject(inp.name, None, "empty_input", "the input holds no data", "")
+                    )
                 return
             container, shape = self._detect_head(inp, fmt, head)
             first = head[0]

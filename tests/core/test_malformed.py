@@ -1,0 +1,133 @@
+"""Bad input never stops a run and never loses the good events around it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+
+from .conftest import event, exported
+
+
+def _run(
+    kaudit: Callable[..., Result], db: Path, *paths: Path, extra: tuple[str, ...] = ()
+) -> tuple[int, dict[str, Any]]:
+    res = kaudit("ingest", "--db", str(db), "--json", *extra, *map(str, paths))
+    return res.exit_code, json.loads(res.stdout)
+
+
+def _rejects(kaudit: Callable[..., Result], db: Path) -> list[dict[str, Any]]:
+    res = kaudit("rejects", "--db", str(db), "--json", "--limit", "100")
+    assert res.exit_code == 0
+    return [json.loads(x) for x in res.stdout.splitlines()]
+
+
+def test_bad_lines_among_good_ones(kaudit: Callable[..., Result], db: Path, tmp_path: Path) -> None:
+    good = [event(i) for i in range(5)]
+    wrong_code = event(90)
+    wrong_code["responseStatus"] = {"code": "two hundred"}
+    bad_time = event(91, stageTimestamp="yesterday", requestReceivedTimestamp="today")
+    lines = [
+        json.dumps(good[0]),
+        '{"kind":"Event","auditID":"x", "stage": "Resp',  # truncated JSON
+        json.dumps(good[1]),
+        json.dumps(wrong_code),
+        json.dumps(bad_time),
+        "[1, 2, 3]",
+        json.dumps(good[2]),
+        "",
+        json.dumps(good[3]),
+        json.dumps(good[4]),
+    ]
+    src = tmp_path / "mixed.log"
+    src.write_text("\n".join(lines) + "\n")
+    code, summary = _run(kaudit, db, src)
+    assert code == 2
+    assert summary["stored"] == 5
+    assert summary["rejected_by_reason"] == {
+        "invalid_json": 1,
+        "wrong_type": 1,
+        "bad_timestamp": 1,
+        "not_an_object": 1,
+    }
+    rejects = {r["line"]: r for r in _rejects(kaudit, db)}
+    assert rejects[2]["reason"] == "invalid_json" and rejects[2]["raw"] == lines[1]
+    assert "responseStatus.code" in rejects[4]["message"]
+    assert "yesterday" in rejects[5]["message"]
+    assert rejects[6]["reason"] == "not_an_object"
+    assert all(r["source"] == str(src) for r in rejects.values())
+    assert sorted(e["auditID"] for e in exported(kaudit, db)) == sorted(e["auditID"] for e in good)
+
+
+def test_binary_garbage_and_huge_event(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    huge = event(7, requestObject={"data": "x" * (10 * 1024 * 1024)})
+    src = tmp_path / "junk.log"
+    src.write_bytes(
+        json.dumps(event(1)).encode()
+        + b"\n\xff\xfe\x00\x81garbage\x00\n"
+        + json.dumps(huge).encode()
+        + b"\n"
+        + json.dumps(event(2)).encode()
+        + b"\n"
+    )
+    code, summary = _run(kaudit, db, src)
+    assert code == 2
+    assert summary["stored"] == 2
+    assert summary["rejected_by_reason"] == {"not_utf8": 1, "too_large": 1}
+    big = next(r for r in _rejects(kaudit, db) if r["reason"] == "too_large")
+    assert big["line"] == 3 and "--max-event-size" in big["message"]
+    # the limit is a setting: raised, the same event is stored
+    code, summary = _run(kaudit, db, src, extra=("--max-event-size", "16MiB"))
+    assert summary["stored"] == 1
+
+
+def test_empty_file_and_cut_gzip(kaudit: Callable[..., Result], db: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    data = "".join(json.dumps(event(i)) + "\n" for i in range(2000)).encode()
+    full = gzip.compress(data)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(full[: len(full) // 2])
+    good = tmp_path / "good.log"
+    good.write_text(json.dumps(event(5000)) + "\n")
+    code, summary = _run(kaudit, db, empty, cut, good)
+    assert code == 2
+    assert summary["rejected_by_reason"] == {"empty_input": 1, "truncated_gzip": 1}
+    # the events before the cut are kept, and the next input is still read
+    assert 0 < summary["stored"] < 2001
+    ids = {e["auditID"] for e in exported(kaudit, db)}
+    assert event(5000)["auditID"] in ids and event(0)["auditID"] in ids
+
+
+def test_user_mistakes_are_one_line_errors(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    res = kaudit("ingest", "--db", str(db), str(tmp_path / "missing.log"))
+    assert res.exit_code == 1
+    assert (
+        res.output.strip()
+        == f"kaudit: error: no such file or directory: {tmp_path / 'missing.log'}"
+    )
+    res = kaudit("stats", "--db", str(tmp_path / "none.duckdb"))
+    assert res.exit_code == 1 and "ingest events first" in res.output
+    res = kaudit("prune", "--db", str(db), "--older-than", "soon")
+    assert res.exit_code == 1 and "not a duration" in res.output
+
+
+def test_unknown_text_format_is_reported_not_crashed(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("hello\nworld\n")
+    good = tmp_path / "good.log"
+    good.write_text(json.dumps(event(1)) + "\n")
+    code, summary = _run(kaudit, db, src, good)
+    assert code == 2 and summary["stored"] == 1
+    (reject,) = _rejects(kaudit, db)
+    assert reject["reason"] == "unreadable" and "--format" in reject["message"]
