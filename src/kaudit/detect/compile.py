@@ -1,0 +1,321 @@
+"""Rule -> SLS query text -> SQL.
+
+Every kind becomes one SLS query (`search | SELECT ...`) built as sqlglot trees and compiled by
+`kaudit.query.run.compile_query`, so rules use exactly the language users query with. Output
+columns every kind shares (the engine reads them): `__event_id` or `__ids` (triggering audit
+IDs), `__time` or `__first`/`__last`, `__k0..` (the dedup/group key), `count`, then the
+display fields by alias.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from kaudit.detect.model import (
+    Cardinality,
+    Exceptions,
+    Match,
+    NewTerm,
+    Rule,
+    RuleError,
+    Scheduled,
+    Sequence,
+    Spike,
+    Threshold,
+)
+from kaudit.errors import QueryError
+from kaudit.query.run import compile_query
+from kaudit.store.base import CompiledQuery
+
+READ = "presto"  # SLS SQL is parsed as Presto (sls-query §2.1)
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(exp.to_identifier(name, quoted=True))
+
+
+def _str(v: str) -> exp.Literal:
+    return exp.Literal.string(v)
+
+
+def sql_expr(text: str, rule: Rule, what: str) -> exp.Expr:
+    """An SLS SQL expression of a rule (a field, a key, a condition)."""
+    try:
+        return sqlglot.parse_one(text, read=READ)
+    except sqlglot.errors.ParseError as e:
+        raise RuleError(f"rule {rule.id}: {what}: not an SQL expression: {text!r} ({e.errors[0]['description']})", rule.location) from None  # noqa: E501
+
+
+def exception_pred(ex: Exceptions) -> exp.Expr | None:
+    """True for an event an allow-list covers (the rule then ignores it)."""
+    preds: list[exp.Expr] = []
+    user = _col("user.username")
+    exact = [u for u in ex.users if not u.endswith("*")]
+    if exact:
+        preds.append(exp.In(this=user, expressions=[_str(u) for u in exact]))
+    for u in ex.users:
+        if u.endswith("*"):
+            preds.append(exp.func("starts_with", user.copy(), _str(u[:-1])))
+    for g in ex.groups:
+        # user.groups is JSON array text; look for the quoted group name
+        preds.append(exp.GT(this=exp.func("strpos", _col("user.groups"), _str(f'"{g}"')),
+                            expression=exp.Literal.number(0)))  # fmt: skip
+    if ex.namespaces:
+        preds.append(
+            exp.In(this=_col("objectRef.namespace"), expressions=[_str(n) for n in ex.namespaces])
+        )
+    for ua in ex.user_agents:
+        preds.append(exp.func("starts_with", _col("userAgent"), _str(ua)))
+    first_ip = exp.func("json_array_get", _col("sourceIPs"), exp.Literal.number(0))
+    for c in ex.cidrs:
+        preds.append(exp.func("is_subnet_of", _str(c), exp.func("json_format", first_ip.copy())))
+    if ex.images:
+        # Every container's image repository (the image up to ':' or '@', as Falco cuts it) is
+        # allowed: remove the allowed ones from the body; no other image may remain.
+        alts = "|".join(re.escape(i) for i in ex.images)
+        body = exp.func("coalesce", _col("requestObject"), _str(""))
+        stripped = exp.func(
+            "regexp_replace", body, _str(f'"image":\\s*"(?:{alts})(?:[:@][^"]*)?"'), _str("")
+        )
+        preds.append(
+            exp.and_(
+                exp.func("regexp_like", body.copy(), _str('"image":')),
+                exp.not_(exp.func("regexp_like", stripped, _str('"image":'))),
+            )
+        )
+    if not preds:
+        return None
+    out = preds[0]
+    for p in preds[1:]:
+        out = exp.or_(out, p)
+    return exp.func("coalesce", exp.paren(out), exp.false())
+
+
+def _where(rule: Rule, where: str | None) -> exp.Expr | None:
+    conds: list[exp.Expr] = []
+    if where:
+        conds.append(exp.paren(sql_expr(where, rule, "where")))
+    ex = exception_pred(rule.exceptions)
+    if ex is not None:
+        conds.append(exp.not_(ex))
+    if not conds:
+        return None
+    out = conds[0]
+    for c in conds[1:]:
+        out = exp.and_(out, c)
+    return out
+
+
+def _fields(rule: Rule) -> list[exp.Expr]:
+    return [
+        exp.alias_(sql_expr(f.expr, rule, f"field {f.alias}"), f.alias, quoted=True)
+        for f in rule.fields
+    ]
+
+
+def _query_text(search: str, select: exp.Select) -> str:
+    return f"{search.strip() or '*'} | {select.sql(dialect=READ)}"
+
+
+def match_query(rule: Rule, m: Match, keys: tuple[str, ...]) -> str:
+    """One row per matching event: id, time, key parts, display fields."""
+    sel = exp.select(
+        exp.alias_(_col("auditID"), "__event_id", quoted=True),
+        exp.alias_(_col("__time__"), "__time", quoted=True),
+        *[exp.alias_(sql_expr(k, rule, "dedup key"), f"__k{i}", quoted=True)
+          for i, k in enumerate(keys)],  # fmt: skip
+        *_fields(rule),
+    ).from_("log")
+    w = _where(rule, m.where)
+    if w is not None:
+        sel = sel.where(w)
+    return _query_text(m.search, sel)
+
+
+def _aggregate(
+    rule: Rule,
+    search: str,
+    where: str | None,
+    by: tuple[str, ...],
+    extra: list[exp.Expr],
+    having: exp.Expr | None,
+    time_filter: exp.Expr | None = None,
+) -> str:
+    keys = [sql_expr(b, rule, "by") for b in by]
+    sel = exp.select(
+        *[exp.alias_(k, f"__k{i}", quoted=True) for i, k in enumerate(keys)],
+        exp.alias_(exp.func("min", _col("__time__")), "__first", quoted=True),
+        exp.alias_(exp.func("max", _col("__time__")), "__last", quoted=True),
+        exp.alias_(exp.func("array_agg", _col("auditID")), "__ids", quoted=True),
+        *extra,
+        *_fields(rule),
+    ).from_("log")
+    w = _where(rule, where)
+    if time_filter is not None:
+        w = time_filter if w is None else exp.and_(w, time_filter)
+    if w is not None:
+        sel = sel.where(w)
+    if keys:
+        sel = sel.group_by(*[k.copy() for k in keys])
+    if having is not None:
+        sel = sel.having(having)
+    return _query_text(search, sel)
+
+
+def _count() -> exp.Expr:
+    return exp.Count(this=exp.Star())
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The evaluation window `[start, end)` in unix seconds, and the compiled query's reach
+    (`reach_start` may lie before `start` for kinds that compare with history)."""
+
+    start: int
+    end: int
+
+
+def rule_query_text(rule: Rule, window: Window | None = None) -> tuple[str, int | None]:
+    """The SLS query text of a rule and how far back before the window it reads."""
+    k = rule.kind
+    if isinstance(k, Match):
+        return match_query(rule, k, rule.dedup.keys), None
+    if isinstance(k, Scheduled):
+        return k.query, None
+    ws = window.start if window is not None else 0
+    if isinstance(k, Threshold):
+        having = exp.GTE(this=_count(), expression=exp.Literal.number(k.count))
+        extra = [exp.alias_(_count(), "count", quoted=True)]
+        return _aggregate(rule, k.search, k.where, k.by, extra, having), None
+    if isinstance(k, Cardinality):
+        dist = exp.Count(this=exp.Distinct(expressions=[sql_expr(k.distinct, rule, "distinct")]))
+        having = exp.GTE(this=dist.copy(), expression=exp.Literal.number(k.count))
+        extra = [
+            exp.alias_(_count(), "count", quoted=True),
+            exp.alias_(dist, "distinct_count", quoted=True),
+        ]
+        return _aggregate(rule, k.search, k.where, k.by, extra, having), None
+    if isinstance(k, NewTerm):
+        first = exp.func("min", _col("__time__"))
+        having = exp.GTE(this=first, expression=exp.Literal.number(ws))
+        extra = [exp.alias_(_count(), "count", quoted=True)]
+        return _aggregate(rule, k.search, k.where, (*k.by, *k.terms), extra, having), k.history_s
+    if isinstance(k, Spike):
+        now_t = exp.GTE(this=_col("__time__"), expression=exp.Literal.number(ws))
+        cur = exp.func("count_if", now_t)
+        ref = exp.func("count_if", exp.not_(now_t.copy()))
+        rate = k.window_s / k.reference_s
+        having = exp.and_(
+            exp.GTE(this=cur.copy(), expression=exp.Literal.number(k.min_count)),
+            exp.GTE(
+                this=cur.copy(),
+                expression=exp.Mul(
+                    this=exp.Literal.number(k.factor),
+                    expression=exp.paren(
+                        exp.Add(
+                            this=exp.Mul(this=ref.copy(), expression=exp.Literal.number(rate)),
+                            expression=exp.Literal.number(1),
+                        )
+                    ),
+                ),
+            ),
+        )
+        extra = [
+            exp.alias_(cur, "count", quoted=True),
+            exp.alias_(ref, "reference_count", quoted=True),
+        ]
+        return _aggregate(rule, k.search, k.where, k.by, extra, having), k.reference_s
+    raise TypeError(f"no single query for {type(k).__name__}")
+
+
+def compile_rule(
+    rule: Rule, window: Window | None = None, tz: str = "UTC"
+) -> CompiledQuery:
+    """The SQL of one rule over `window` (None: all stored events)."""
+    if isinstance(rule.kind, Sequence):
+        return compile_sequence(rule, window, tz)
+    text, reach = rule_query_text(rule, window)
+    start = end = None
+    if window is not None:
+        start, end = window.start - (reach or 0), window.end
+    try:
+        return compile_query(text, start=start, end=end, tz=tz, default_limit=None)
+    except QueryError as e:
+        raise RuleError(f"rule {rule.id}: {e}", rule.location) from None
+
+
+def compile_sequence(rule: Rule, window: Window | None, tz: str) -> CompiledQuery:
+    """`first` then `then` for the same key within `within_s`: two compiled queries joined."""
+    k = rule.kind
+    assert isinstance(k, Sequence)
+    a_sel = exp.select(
+        exp.alias_(_col("auditID"), "id", quoted=True),
+        exp.alias_(_col("__time__"), "t", quoted=True),
+        exp.alias_(sql_expr(k.first_key, rule, "first_key"), "k", quoted=True),
+    ).from_("log")
+    wa = _where(rule, k.first.where)
+    if wa is not None:
+        a_sel = a_sel.where(wa)
+    b_rule = rule
+    b_sel = exp.select(
+        exp.alias_(_col("auditID"), "__event_id", quoted=True),
+        exp.alias_(_col("__time__"), "__time", quoted=True),
+        exp.alias_(sql_expr(k.then_key, rule, "then_key"), "k", quoted=True),
+        *[exp.alias_(sql_expr(x, rule, "dedup key"), f"__k{i}", quoted=True)
+          for i, x in enumerate(rule.dedup.keys)],  # fmt: skip
+        *_fields(b_rule),
+    ).from_("log")
+    wb = _where(rule, k.then.where)
+    if wb is not None:
+        b_sel = b_sel.where(wb)
+    a_start = b_start = end = None
+    if window is not None:
+        a_start, b_start, end = window.start - k.lookback_s, window.start, window.end
+    try:
+        qa = compile_query(_query_text(k.first.search, a_sel), start=a_start, end=end, tz=tz,
+                           default_limit=None)  # fmt: skip
+        qb = compile_query(_query_text(k.then.search, b_sel), start=b_start, end=end, tz=tz,
+                           default_limit=None)  # fmt: skip
+    except QueryError as e:
+        raise RuleError(f"rule {rule.id}: {e}", rule.location) from None
+    ta, pa_ = retarget(qa, None, 0)
+    tb, pb = retarget(qb, None, len(pa_))
+    a_alias, b_alias = exp.to_identifier("a"), exp.to_identifier("b")
+    on = exp.and_(
+        exp.EQ(this=exp.column("k", "a"), expression=exp.column("k", "b")),
+        exp.GTE(this=exp.column("__time", "b", quoted=True), expression=exp.column("t", "a")),
+        exp.LTE(
+            this=exp.column("__time", "b", quoted=True),
+            expression=exp.Add(this=exp.column("t", "a"), expression=exp.Literal.number(k.within_s)),
+        ),
+    )
+    # the `then` events for which some `first` event of the same key came shortly before
+    first = exp.select("1").from_(exp.Subquery(this=ta, alias=exp.TableAlias(this=a_alias)))
+    sel = (
+        exp.select(exp.Column(this=exp.Star(), table=b_alias.copy()))
+        .from_(exp.Subquery(this=tb, alias=exp.TableAlias(this=b_alias)))
+        .where(exp.Exists(this=first.where(on)))
+    )
+    return CompiledQuery(sel.sql(dialect="duckdb"), (*pa_, *pb))
+
+
+def retarget(
+    q: CompiledQuery, table: str | None, offset: int
+) -> tuple[exp.Query, tuple[object, ...]]:
+    """The compiled tree with `events` read from `table` (a batch) and its `$n` parameters
+    renumbered after `offset`, so several rule queries can form one statement."""
+    tree = sqlglot.parse_one(q.sql, read="duckdb")
+    assert isinstance(tree, exp.Query)
+    if table is not None:
+        for t in tree.find_all(exp.Table):
+            if t.name == "events" and not t.args.get("db"):
+                t.set("this", exp.to_identifier(table))
+    if offset:
+        for p in tree.find_all(exp.Placeholder):
+            if p.this and str(p.this).isdigit():
+                p.set("this", str(int(p.this) + offset))
+    return tree, tuple(q.params)
