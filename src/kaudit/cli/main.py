@@ -15,10 +15,10 @@ from kaudit.errors import KauditError, UserError
 
 def _commands() -> dict[str, click.Command]:
     # Plain registry built at start-up; each surface module exports its commands.
-    from kaudit.cli import core, generate, policy, query
+    from kaudit.cli import core, demo, generate, policy, query
 
     registry: dict[str, click.Command] = {}
-    for module in (core, generate, policy, query):
+    for module in (core, demo, generate, policy, query):
         registry.update(module.COMMANDS)
     return registry
 
