@@ -48,28 +48,31 @@ class DuckDBTarget:
 
     # ---- search predicates ----------------------------------------------------------------
 
-    def token_match(self, text: exp.Expr, token: exp.Expr) -> exp.Expr:
+    def token_match(self, text: exp.Expr, token: exp.Expr, token_regex: exp.Expr) -> exp.Expr:
         """Some delimiter-separated token of lower(text) equals `token` (already lower-case).
 
-        The equality and `contains` tests are cheap pre-filters; the split is the SLS rule.
+        Never NULL (a missing value does not match), so that NOT needs no COALESCE: COALESCE
+        and IS NOT TRUE keep DuckDB from pushing the filter into the scan (10x slower).
+        Equality and `contains` are cheap pre-filters; `token_regex` is the exact SLS rule
+        (`(?:^|[delims])token(?:$|[delims])`), tried only on rows that contain the token.
         """
         return _p(
             _t(
-                "COALESCE(lower({a}) = {b} OR (contains(lower({a}), {b}) AND "
-                "list_contains(string_split_regex(lower({a}), {c}), {b})), FALSE)"
+                "({a} IS NOT NULL AND (lower({a}) = {b} OR (contains(lower({a}), {b}) AND "
+                "regexp_matches(lower({a}), {c}))))"
             ),
             a=text,
             b=token,
-            c=exp.Literal.string(DELIMITER_CLASS),
+            c=token_regex,
         )
 
     def token_like(self, text: exp.Expr, prefix: exp.Expr, pattern: exp.Expr) -> exp.Expr:
         """Some token of lower(text) matches the LIKE `pattern` (escape `\\`)."""
         return _p(
             _t(
-                "COALESCE(contains(lower({a}), {b}) AND len(list_filter("
+                "({a} IS NOT NULL AND contains(lower({a}), {b}) AND len(list_filter("
                 "string_split_regex(lower({a}), {d}), "
-                "lambda t: t LIKE {c} ESCAPE '\\')) > 0, FALSE)"
+                "lambda t: t LIKE {c} ESCAPE '\\')) > 0)"
             ),
             a=text,
             b=prefix,
