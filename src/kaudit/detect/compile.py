@@ -47,7 +47,11 @@ def sql_expr(text: str, rule: Rule, what: str) -> exp.Expr:
     try:
         return sqlglot.parse_one(text, read=READ)
     except sqlglot.errors.ParseError as e:
-        raise RuleError(f"rule {rule.id}: {what}: not an SQL expression: {text!r} ({e.errors[0]['description']})", rule.location) from None  # noqa: E501
+        raise RuleError(
+            f"rule {rule.id}: {what}: not an SQL expression: {text!r} "
+            f"({e.errors[0]['description']})",
+            rule.location,
+        ) from None
 
 
 def exception_pred(ex: Exceptions) -> exp.Expr | None:
@@ -126,8 +130,10 @@ def match_query(rule: Rule, m: Match, keys: tuple[str, ...]) -> str:
     sel = exp.select(
         exp.alias_(_col("auditID"), "__event_id", quoted=True),
         exp.alias_(_col("__time__"), "__time", quoted=True),
-        *[exp.alias_(sql_expr(k, rule, "dedup key"), f"__k{i}", quoted=True)
-          for i, k in enumerate(keys)],  # fmt: skip
+        *[
+            exp.alias_(sql_expr(k, rule, "dedup key"), f"__k{i}", quoted=True)
+            for i, k in enumerate(keys)
+        ],
         *_fields(rule),
     ).from_("log")
     w = _where(rule, m.where)
@@ -187,6 +193,7 @@ def rule_query_text(rule: Rule, window: Window | None = None) -> tuple[str, int 
     if isinstance(k, Scheduled):
         return k.query, None
     ws = window.start if window is not None else 0
+    having: exp.Expr
     if isinstance(k, Threshold):
         having = exp.GTE(this=_count(), expression=exp.Literal.number(k.count))
         extra = [exp.alias_(_count(), "count", quoted=True)]
@@ -232,9 +239,7 @@ def rule_query_text(rule: Rule, window: Window | None = None) -> tuple[str, int 
     raise TypeError(f"no single query for {type(k).__name__}")
 
 
-def compile_rule(
-    rule: Rule, window: Window | None = None, tz: str = "UTC"
-) -> CompiledQuery:
+def compile_rule(rule: Rule, window: Window | None = None, tz: str = "UTC") -> CompiledQuery:
     """The SQL of one rule over `window` (None: all stored events)."""
     if isinstance(rule.kind, Sequence):
         return compile_sequence(rule, window, tz)
@@ -265,8 +270,10 @@ def compile_sequence(rule: Rule, window: Window | None, tz: str) -> CompiledQuer
         exp.alias_(_col("auditID"), "__event_id", quoted=True),
         exp.alias_(_col("__time__"), "__time", quoted=True),
         exp.alias_(sql_expr(k.then_key, rule, "then_key"), "k", quoted=True),
-        *[exp.alias_(sql_expr(x, rule, "dedup key"), f"__k{i}", quoted=True)
-          for i, x in enumerate(rule.dedup.keys)],  # fmt: skip
+        *[
+            exp.alias_(sql_expr(x, rule, "dedup key"), f"__k{i}", quoted=True)
+            for i, x in enumerate(rule.dedup.keys)
+        ],
         *_fields(b_rule),
     ).from_("log")
     wb = _where(rule, k.then.where)
@@ -290,7 +297,9 @@ def compile_sequence(rule: Rule, window: Window | None, tz: str) -> CompiledQuer
         exp.GTE(this=exp.column("__time", "b", quoted=True), expression=exp.column("t", "a")),
         exp.LTE(
             this=exp.column("__time", "b", quoted=True),
-            expression=exp.Add(this=exp.column("t", "a"), expression=exp.Literal.number(k.within_s)),
+            expression=exp.Add(
+                this=exp.column("t", "a"), expression=exp.Literal.number(k.within_s)
+            ),
         ),
     )
     # the `then` events for which some `first` event of the same key came shortly before

@@ -59,9 +59,10 @@ def _cmp(op: str, a: Value, b: Value) -> bool:
     else:
         pair = (str(a), str(b))
     l, r = pair  # noqa: E741
-    return {
+    out: bool = {
         "==": l == r, "!=": l != r, ">": l > r, ">=": l >= r, "<": l < r, "<=": l <= r,
     }[op]  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +158,13 @@ class _Parser:
         kind, text, pos = self.take()
         if kind == "op" and text == "!":
             inner = self.unary()
-            return lambda r: not (inner(r) is True)
+            return lambda r: inner(r) is not True
         if kind == "op" and text == "(":
             e = self.expr(0)
-            k2, t2, p2 = self.take()
+            _k2, t2, p2 = self.take()
             if t2 != ")":
                 raise self.fail(p2, "expected ')'")
-            if k2 == "op" and False:  # pragma: no cover
+            if False:  # pragma: no cover
                 pass
             return e
         if kind == "op" and text == "-":

@@ -134,7 +134,7 @@ def _event_hits(rows: Sequence[tuple[str, dict[str, Any]]], rules: dict[str, Rul
         groups.setdefault((rid, key), []).append(row)
     hits = []
     for (rid, key), rs in groups.items():
-        rs.sort(key=lambda r: (r.get("__time") or 0))
+        rs.sort(key=lambda r: r.get("__time") or 0)
         ids = tuple(dict.fromkeys(_text(r.get("__event_id")) for r in rs))
         times = [int(r.get("__time") or 0) for r in rs]
         hits.append(
@@ -158,7 +158,9 @@ def _hits_of(store: DuckDBStore, rule: Rule, compiled: CompiledQuery) -> list[Hi
         cols = [d[0] for d in rel.description or ()]
         rows = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
     except duckdb.Error as e:
-        raise RuleError(f"rule {rule.id} failed: {' '.join(str(e).split())}", rule.location) from None
+        raise RuleError(
+            f"rule {rule.id} failed: {' '.join(str(e).split())}", rule.location
+        ) from None
     finally:
         cur.close()
     k = rule.kind
@@ -309,13 +311,19 @@ def run_tests(rule: Rule, tz: str = "UTC") -> list[TestResult]:
     for t in rule.tests:
         store = DuckDBStore.open(":memory:")
         try:
-            store.ingest_events([_with_defaults(e, i) for i, e in enumerate(t.events)], redact=False)
+            store.ingest_events(
+                [_with_defaults(e, i) for i, e in enumerate(t.events)], redact=False
+            )
             hits = run_all(store, [test_rule], tz)
         finally:
             store.close()
         n = len(hits)
         ok = (n > 0) == t.expect and (t.count is None or n == t.count)
-        want = f"{t.count} alert(s)" if t.count is not None else ("a match" if t.expect else "no match")
+        want = (
+            f"{t.count} alert(s)"
+            if t.count is not None
+            else ("a match" if t.expect else "no match")
+        )
         out.append(TestResult(rule.id, t.name, ok, f"expected {want}, got {n} alert(s)"))
     return out
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from kaudit.errors import Location
 from kaudit.detect.model import (
     SEVERITIES,
     Cardinality,
@@ -35,6 +34,7 @@ from kaudit.detect.model import (
     Text,
     Threshold,
 )
+from kaudit.errors import Location
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -98,15 +98,15 @@ class N:
             raise self.fail(f"{what}: expected a list")
         return [N(v, self.source) for v in self.node.value]
 
-    def str(self, what: str) -> str:
+    def text(self, what: str) -> str:
         if not isinstance(self.node, yaml.ScalarNode) or self.node.tag.endswith(":null"):
             raise self.fail(f"{what}: expected a string")
         return str(self.node.value)
 
     def strs(self, what: str) -> tuple[str, ...]:
-        return tuple(n.str(what) for n in self.seq(what))
+        return tuple(n.text(what) for n in self.seq(what))
 
-    def int(self, what: str, minimum: int = 1) -> int:
+    def integer(self, what: str, minimum: int = 1) -> int:
         if not isinstance(self.node, yaml.ScalarNode) or not self.node.tag.endswith(":int"):
             raise self.fail(f"{what}: expected an integer")
         v = int(self.node.value)
@@ -121,14 +121,14 @@ class N:
             raise self.fail(f"{what}: expected a number")
         return float(self.node.value)
 
-    def bool(self, what: str) -> bool:
+    def boolean(self, what: str) -> bool:
         if not isinstance(self.node, yaml.ScalarNode) or not self.node.tag.endswith(":bool"):
             raise self.fail(f"{what}: expected true or false")
         return bool(yaml.safe_load(self.node.value))
 
     def duration(self, what: str) -> int:
         try:
-            return parse_duration(self.str(what))
+            return parse_duration(self.text(what))
         except ValueError as e:
             raise self.fail(f"{what}: {e}") from None
 
@@ -137,14 +137,14 @@ class N:
         return yaml.SafeLoader(yaml.serialize(self.node)).get_single_data()
 
 
-def _text(n: N, what: str) -> Text:
+def _bi(n: N, what: str) -> Text:
     if isinstance(n.node, yaml.ScalarNode):
-        s = n.str(what)
+        s = n.text(what)
         return Text(s, s)
     m = n.mapping(what, ("zh", "en"))
     if "zh" not in m or "en" not in m:
         raise n.fail(f"{what}: needs both zh and en")
-    return Text(m["zh"].str(f"{what}.zh"), m["en"].str(f"{what}.en"))
+    return Text(m["zh"].text(f"{what}.zh"), m["en"].text(f"{what}.en"))
 
 
 def _every_window(m: dict[str, N], n: N, what: str) -> tuple[int, int]:
@@ -166,14 +166,14 @@ def _need(m: dict[str, N], n: N, what: str, key: str) -> N:
 
 
 def _opt_str(m: dict[str, N], key: str, what: str) -> str | None:
-    return m[key].str(f"{what}.{key}") if key in m else None
+    return m[key].text(f"{what}.{key}") if key in m else None
 
 
 def _match(n: N, what: str) -> Match:
     if isinstance(n.node, yaml.ScalarNode):
-        return Match(n.str(what))
+        return Match(n.text(what))
     m = n.mapping(what, ("search", "where"))
-    return Match(_need(m, n, what, "search").str(f"{what}.search"), _opt_str(m, "where", what))
+    return Match(_need(m, n, what, "search").text(f"{what}.search"), _opt_str(m, "where", what))
 
 
 def _kind(name: str, n: N) -> Kind:
@@ -185,7 +185,7 @@ def _kind(name: str, n: N) -> Kind:
         m = n.mapping(w, ("query", "every", "window", "trigger", "group_by"))
         every, window = _every_window(m, n, w)
         return Scheduled(
-            _need(m, n, w, "query").str("query.query"),
+            _need(m, n, w, "query").text("query.query"),
             every,
             window,
             _opt_str(m, "trigger", w),
@@ -195,9 +195,9 @@ def _kind(name: str, n: N) -> Kind:
         m = n.mapping(w, (*common, "count"))
         every, window = _every_window(m, n, w)
         return Threshold(
-            _need(m, n, w, "search").str("threshold.search"),
+            _need(m, n, w, "search").text("threshold.search"),
             _need(m, n, w, "by").strs("threshold.by"),
-            _need(m, n, w, "count").int("threshold.count"),
+            _need(m, n, w, "count").integer("threshold.count"),
             every,
             window,
             _opt_str(m, "where", w),
@@ -206,10 +206,10 @@ def _kind(name: str, n: N) -> Kind:
         m = n.mapping(w, (*common, "distinct", "count"))
         every, window = _every_window(m, n, w)
         return Cardinality(
-            _need(m, n, w, "search").str("cardinality.search"),
+            _need(m, n, w, "search").text("cardinality.search"),
             _need(m, n, w, "by").strs("cardinality.by"),
-            _need(m, n, w, "distinct").str("cardinality.distinct"),
-            _need(m, n, w, "count").int("cardinality.count"),
+            _need(m, n, w, "distinct").text("cardinality.distinct"),
+            _need(m, n, w, "count").integer("cardinality.count"),
             every,
             window,
             _opt_str(m, "where", w),
@@ -218,7 +218,7 @@ def _kind(name: str, n: N) -> Kind:
         m = n.mapping(w, (*common, "terms", "history"))
         every, window = _every_window(m, n, w)
         return NewTerm(
-            _need(m, n, w, "search").str("new_term.search"),
+            _need(m, n, w, "search").text("new_term.search"),
             _need(m, n, w, "by").strs("new_term.by") if "by" in m else (),
             _need(m, n, w, "terms").strs("new_term.terms"),
             _need(m, n, w, "history").duration("new_term.history"),
@@ -230,10 +230,10 @@ def _kind(name: str, n: N) -> Kind:
         m = n.mapping(w, (*common, "factor", "min_count", "reference"))
         every, window = _every_window(m, n, w)
         return Spike(
-            _need(m, n, w, "search").str("spike.search"),
+            _need(m, n, w, "search").text("spike.search"),
             _need(m, n, w, "by").strs("spike.by"),
             _need(m, n, w, "factor").number("spike.factor"),
-            m["min_count"].int("spike.min_count") if "min_count" in m else 10,
+            m["min_count"].integer("spike.min_count") if "min_count" in m else 10,
             _need(m, n, w, "reference").duration("spike.reference"),
             every,
             window,
@@ -245,9 +245,9 @@ def _kind(name: str, n: N) -> Kind:
     within = _need(m, n, w, "within").duration("sequence.within")
     return Sequence(
         _match(_need(m, n, w, "first"), "sequence.first"),
-        _need(m, n, w, "first_key").str("sequence.first_key"),
+        _need(m, n, w, "first_key").text("sequence.first_key"),
         _match(_need(m, n, w, "then"), "sequence.then"),
-        _need(m, n, w, "then_key").str("sequence.then_key"),
+        _need(m, n, w, "then_key").text("sequence.then_key"),
         within,
         m["lookback"].duration("sequence.lookback") if "lookback" in m else within,
         every,
@@ -266,7 +266,7 @@ def _fields(n: N) -> tuple[DisplayField, ...]:
         if alias in seen:
             raise item.fail(f"fields: duplicate alias {alias!r}")
         seen.add(alias)
-        out.append(DisplayField(alias, expr.str(f"fields.{alias}")))
+        out.append(DisplayField(alias, expr.text(f"fields.{alias}")))
     return tuple(out)
 
 
@@ -278,9 +278,9 @@ def _exceptions(n: N) -> Exceptions:
         import ipaddress
 
         try:
-            ipaddress.ip_network(c.str("exceptions.cidrs"), strict=False)
+            ipaddress.ip_network(c.text("exceptions.cidrs"), strict=False)
         except ValueError:
-            raise c.fail(f"exceptions.cidrs: not a CIDR: {c.str('cidr')!r}") from None
+            raise c.fail(f"exceptions.cidrs: not a CIDR: {c.text('cidr')!r}") from None
     return Exceptions(**vals)
 
 
@@ -296,13 +296,13 @@ def _tests(n: N) -> tuple[RuleTest, ...]:
         for e in evs:
             e.mapping(f"{what}.event")
             events.append(e.plain())
-        expect = _need(m, item, what, "expect").bool(f"{what}.expect")
+        expect = _need(m, item, what, "expect").boolean(f"{what}.expect")
         out.append(
             RuleTest(
-                m["name"].str(f"{what}.name") if "name" in m else f"test {i + 1}",
+                m["name"].text(f"{what}.name") if "name" in m else f"test {i + 1}",
                 tuple(events),
                 expect,
-                m["count"].int(f"{what}.count", 0) if "count" in m else None,
+                m["count"].integer(f"{what}.count", 0) if "count" in m else None,
                 item.loc,
             )
         )
@@ -311,26 +311,24 @@ def _tests(n: N) -> tuple[RuleTest, ...]:
 
 def rule_from_node(n: N) -> Rule:
     m = n.mapping("rule", TOP_KEYS)
-    rid = _need(m, n, "rule", "id").str("id")
+    rid = _need(m, n, "rule", "id").text("id")
     if not _ID.match(rid):
         raise m["id"].fail(f"id {rid!r}: use lower-case letters, digits, '.', '_' and '-'")
     kinds = [k for k in KINDS if k in m]
     if len(kinds) != 1:
         raise n.fail(f"rule {rid}: give exactly one of {', '.join(KINDS)}")
-    severity = _need(m, n, "rule", "severity").str("severity")
+    severity = _need(m, n, "rule", "severity").text("severity")
     if severity not in SEVERITIES:
         raise m["severity"].fail(f"severity {severity!r}: one of {', '.join(SEVERITIES)}")
     mitre = _need(m, n, "rule", "mitre").strs("mitre")
     for t in m["mitre"].seq("mitre"):
-        if not _MITRE.match(t.str("mitre")):
-            raise t.fail(f"mitre: {t.str('mitre')!r} is not an ATT&CK technique id (T1234[.001])")
+        if not _MITRE.match(t.text("mitre")):
+            raise t.fail(f"mitre: {t.text('mitre')!r} is not an ATT&CK technique id (T1234[.001])")
     if not mitre:
         raise m["mitre"].fail("mitre: at least one technique")
     labels: tuple[tuple[str, str], ...] = ()
     if "labels" in m:
-        labels = tuple(
-            (k, v.str(f"labels.{k}")) for k, v in m["labels"].mapping("labels").items()
-        )
+        labels = tuple((k, v.text(f"labels.{k}")) for k, v in m["labels"].mapping("labels").items())
     min_level = _opt_str(m, "min_level", "rule") or "Metadata"
     if min_level not in _LEVELS:
         raise m["min_level"].fail(f"min_level: one of {', '.join(_LEVELS)}")
@@ -341,17 +339,17 @@ def rule_from_node(n: N) -> Rule:
             d["keys"].strs("dedup.keys") if "keys" in d else (),
             d["realert"].duration("dedup.realert") if "realert" in d else 3600,
         )
-    sev: Severity = severity  # type: ignore[assignment]
+    sev: Severity = severity  # type: ignore[assignment,unused-ignore]
     return Rule(
         id=rid,
-        title=_text(_need(m, n, "rule", "title"), "title"),
-        description=_text(_need(m, n, "rule", "description"), "description"),
+        title=_bi(_need(m, n, "rule", "title"), "title"),
+        description=_bi(_need(m, n, "rule", "description"), "description"),
         severity=sev,
         mitre=mitre,
         kind=_kind(kinds[0], m[kinds[0]]),
         fields=_fields(m["fields"]) if "fields" in m else (),
         labels=labels,
-        enabled=m["enabled"].bool("enabled") if "enabled" in m else True,
+        enabled=m["enabled"].boolean("enabled") if "enabled" in m else True,
         dedup=dedup,
         exceptions=_exceptions(m["exceptions"]) if "exceptions" in m else Exceptions(),
         tests=_tests(m["tests"]) if "tests" in m else (),
