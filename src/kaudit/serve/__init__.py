@@ -1,0 +1,1 @@
+"""`kaudit serve`: the webhook receiver, log followers, HTTP API and metrics in one process."""

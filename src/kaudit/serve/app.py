@@ -1,0 +1,502 @@
+"""The `kaudit serve` ASGI app, built by `create_app(config)`.
+
+One process holds the store: the webhook and the followers write through the single `Writer`
+(group commits, acknowledged after the commit); API reads run in the thread pool on cursors of
+their own. Ingest credentials (webhook) and API tokens (viewer/admin) are different kinds of
+credential: neither opens the other's door. `/healthz`, `/readyz` and `/docs` are open; every
+`/api/…` call needs a token, and `/metrics` too unless `metrics_need_token: false`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from kaudit.errors import ConfigError, QueryError, StoreError, UserError
+from kaudit.serve import metrics
+from kaudit.serve.auth import Principal, TokenStore, bearer, may, tokens_path
+from kaudit.serve.config import ServeConfig
+from kaudit.serve.health import Health
+from kaudit.serve.writer import Overloaded, WriteJob, Writer, arrival
+from kaudit.sources import checkpoint
+from kaudit.sources.follow import Follower, Lines, expand
+from kaudit.sources.webhook import WebhookRefusal, decode_eventlist
+from kaudit.store.duckdb import DuckDBStore
+
+log = logging.getLogger("kaudit.serve")
+SERVER_FILE = "serve.json"  # next to the DB while a server holds it: url, pid, local token
+LOCAL_TOKEN_NAME = "local-cli"
+
+
+@dataclass
+class Runtime:
+    """What one running server holds; started and stopped by the app's lifespan."""
+
+    config: ServeConfig
+    store: DuckDBStore | None = None
+    writer: Writer | None = None
+    health: Health = field(init=False)
+    tokens: TokenStore = field(init=False)
+    ack: metrics.Histogram = field(default_factory=metrics.Histogram)
+    followers: list[Follower] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    started_at: float = field(default_factory=time.time)
+    write_server_file: bool = True
+    _prepared: bool = False
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.config.stalled_after)
+        self.tokens = TokenStore(tokens_path(self.config.data_dir))
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        self.store = DuckDBStore.open(cfg.db)
+        self.writer = Writer(
+            self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
+        )
+        self.writer.start()
+        for fc in cfg.follow:
+            paths = expand(fc.path)
+            if not paths:
+                log.warning("follow: %s matches no file yet", fc.path)
+            for live in paths:
+                source = f"file:{live}"
+                self.health.register(fc.cluster, source)
+                f = Follower(
+                    live,
+                    fc.cluster,
+                    self._sink(fc.cluster, source),
+                    self._load_checkpoint,
+                    poll_interval=fc.poll_interval,
+                    start_at=fc.start_at,
+                    max_event_size=fc.max_event_size,
+                    redact=fc.redact,
+                )
+                t = threading.Thread(
+                    target=f.run, args=(self.stop_event,), name=f"follow:{live}", daemon=True
+                )
+                self.followers.append(f)
+                self.threads.append(t)
+        for t in self.threads:
+            t.start()
+        if self.write_server_file:
+            self._write_server_file()
+        log.info(
+            "kaudit serve ready",
+            extra={"url": cfg.url, "db": cfg.db, "followers": len(self.followers)},
+        )
+
+    def stop(self) -> None:
+        """Stop the followers, store everything acknowledged or read, close the store."""
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        if self.writer is not None:
+            self.writer.close()
+        if self.store is not None:
+            self.store.close()
+        if self.write_server_file:
+            self._remove_server_file()
+        log.info("kaudit serve stopped")
+
+    def _load_checkpoint(self, key: str) -> checkpoint.Checkpoint | None:
+        assert self.store is not None
+        return checkpoint.load(self.store, key)
+
+    def _sink(self, cluster: str, source: str) -> Callable[..., Any]:
+        def sink(lines: Lines, cp: checkpoint.Checkpoint, nbytes: int) -> Any:
+            assert self.writer is not None
+            job = WriteJob(
+                cluster,
+                source,
+                cp.name,
+                lines.texts,
+                lines.lines,
+                lines.redacted,
+                nbytes,
+                lines.rejects,
+                cp,
+            )
+            arrival(self.health, job)
+            return self.writer.submit(job)
+
+        return sink
+
+    # --- the server file: how local CLI commands find and reach this server ----------------
+    def _server_file(self) -> Path:
+        return self.config.data_dir / SERVER_FILE
+
+    def _write_server_file(self) -> None:
+        for cred in self.tokens.list():
+            if cred.name == LOCAL_TOKEN_NAME:
+                self.tokens.revoke(cred.id)
+        token, _ = self.tokens.create("api", "admin", LOCAL_TOKEN_NAME)
+        tls = self.config.tls
+        body = {
+            "url": self.config.url,
+            "pid": os.getpid(),
+            "token": token,
+            "ca": str(Path(tls.cert).resolve()) if tls.cert else None,
+            "db": str(Path(self.config.db).resolve()),
+        }
+        path = self._server_file()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+
+    def _remove_server_file(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server_file().unlink()
+        for cred in self.tokens.list():
+            if cred.name == LOCAL_TOKEN_NAME:
+                self.tokens.revoke(cred.id)
+
+    # --- reads -----------------------------------------------------------------------------
+    def reader_store(self) -> DuckDBStore:
+        if self.store is None:
+            raise HTTPException(503, "the store is not open")
+        if not self._prepared:
+            from kaudit.query.run import default_functions, prepare
+
+            prepare(self.store, default_functions(self.config.data_dir / "intel"))
+            self._prepared = True
+        return self.store
+
+
+# --- request and response models (they make /docs) -----------------------------------------
+class QueryRequest(BaseModel):
+    query: str = Field(description="SLS query: `search | SQL`, or a bare search")
+    start: int | None = Field(None, alias="from", description="window start, unix seconds")
+    end: int | None = Field(None, alias="to", description="window end (exclusive)")
+    last: str | None = Field(None, description="window ending now: 15m, 2h, 7d")
+    tz: str | None = Field(None, description="display time zone (IANA), default UTC")
+
+
+class PruneRequest(BaseModel):
+    older_than: str = Field(description="delete events older than this, e.g. 30d")
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v
+
+
+def _duration(text: str) -> timedelta:
+    from kaudit.cli.core import parse_duration
+
+    return parse_duration(text)
+
+
+def export_filter(
+    where: str | None, cluster: str | None, start: int | None = None, end: int | None = None
+) -> tuple[str | None, list[Any]]:
+    """The WHERE clause and parameters of an export (as `kaudit export` builds them)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if cluster is not None:
+        clauses.append("cluster = ?")
+        params.append(cluster)
+    if start is not None:
+        clauses.append("__time__ >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("__time__ < ?")
+        params.append(end)
+    if where:
+        from kaudit.query.dialect import DUCKDB
+        from kaudit.query.to_sql import Params, compile_search
+
+        search_params = Params()
+        tree = compile_search(where, search_params, DUCKDB)
+        if tree is not None:
+            clauses.append(f"({tree.sql(dialect=DUCKDB.sqlglot_dialect)})")
+            params.extend(search_params.values)
+    return (" AND ".join(clauses) or None), params
+
+
+def _client_cert_cluster(request: Request, cfg: ServeConfig) -> str | None:
+    tls = request.scope.get("extensions", {}).get("tls", {})
+    cn = tls.get("client_cn") if isinstance(tls, dict) else None
+    if not cn:
+        return None
+    return cfg.webhook.client_cert_clusters.get(cn, cn)
+
+
+def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
+    """The app; its lifespan opens the store, starts the writer and followers, and on
+    shutdown stores everything acknowledged before closing."""
+    rt = runtime or Runtime(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(rt.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(rt.stop)
+
+    app = FastAPI(
+        title="kaudit",
+        summary="Kubernetes audit webhook receiver, log follower and query API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+
+    def principal(request: Request) -> Principal | None:
+        token = bearer(request.headers.get("authorization"))
+        return rt.tokens.check(token) if token else None
+
+    def need(role: str) -> Callable[[Request], Principal]:
+        def dep(request: Request) -> Principal:
+            p = principal(request)
+            if p is None:
+                raise HTTPException(
+                    401,
+                    "an API token is needed: kaudit token create --role viewer",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if not may(p, role):
+                raise HTTPException(403, f"this token cannot do that (needs role {role})")
+            return p
+
+        return dep
+
+    viewer = Depends(need("viewer"))
+    admin = Depends(need("admin"))
+
+    # --- webhook ---------------------------------------------------------------------------
+    wcfg = config.webhook
+
+    def refuse(status: int, reason: str, message: str, cluster: str | None) -> JSONResponse:
+        rt.health.refuse(cluster, reason)
+        log.warning(
+            "webhook refused", extra={"status": status, "reason": reason, "detail": message}
+        )
+        return JSONResponse({"reason": reason, "message": message}, status_code=status)
+
+    async def webhook(request: Request) -> Response:
+        t0 = time.perf_counter()
+        cluster = _client_cert_cluster(request, config)
+        if cluster is None:
+            p = principal(request)
+            if p is None or p.kind != "ingest":
+                rt.health.refuse(None, "unauthenticated")
+                return JSONResponse(
+                    {"reason": "unauthenticated", "message": "an ingest credential is needed"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            cluster = p.cluster or "default"
+        limit = wcfg.max_body_size
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return refuse(
+                413, "body_too_large", f"body of {declared} bytes is above {limit}", cluster
+            )
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                return refuse(413, "body_too_large", f"body is above {limit} bytes", cluster)
+            parts.append(chunk)
+        body = b"".join(parts)
+        try:
+            decoded = await run_in_threadpool(
+                decode_eventlist, body, wcfg.max_event_size, wcfg.redact
+            )
+        except WebhookRefusal as exc:
+            return refuse(exc.status, exc.reason, exc.message, cluster)
+        if rt.writer is None:
+            return refuse(503, "not_ready", "kaudit is starting", cluster)
+        job = WriteJob(
+            cluster,
+            "webhook",
+            "webhook",
+            decoded.texts,
+            [*range(1, len(decoded.texts) + 1)],
+            decoded.redacted,
+            decoded.nbytes,
+        )
+        arrival(rt.health, job)
+        if not decoded.texts:
+            return JSONResponse({"accepted": 0})
+        try:
+            fut = rt.writer.submit(job)
+            await asyncio.wrap_future(fut)
+        except Overloaded as exc:
+            rt.health.refuse(cluster, "overloaded")
+            return JSONResponse(
+                {"reason": "overloaded", "message": str(exc)},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        except StoreError as exc:
+            rt.health.refuse(cluster, "store_failed")
+            return JSONResponse({"reason": "store_failed", "message": str(exc)}, status_code=503)
+        rt.ack.observe(time.perf_counter() - t0)
+        return JSONResponse({"accepted": len(decoded.texts)})
+
+    for path in wcfg.paths:
+        app.add_api_route(
+            path,
+            webhook,
+            methods=["POST"],
+            tags=["ingest"],
+            summary="kube-apiserver audit webhook: an EventList (ingest credential)",
+        )
+
+    # --- probes and metrics ----------------------------------------------------------------
+    @app.get("/healthz", tags=["probes"])
+    def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/readyz", tags=["probes"])
+    def readyz() -> JSONResponse:
+        ok = rt.writer is not None and rt.writer.alive and rt.store is not None
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    def render_metrics() -> PlainTextResponse:
+        w = rt.writer
+        writer_stats: dict[str, float] = {}
+        if w is not None:
+            writer_stats = {
+                "groups_total": w.stats.groups,
+                "jobs_total": w.stats.jobs,
+                "events_total": w.stats.events,
+                "failures_total": w.stats.failures,
+                "commit_seconds_total": round(w.stats.commit_seconds, 6),
+                "queued_events": w.queued_events,
+            }
+        text = metrics.render(
+            rt.health.snapshot(),
+            rt.health.refused_snapshot(),
+            writer_stats,
+            rt.ack,
+            rt.health.event_times(),
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    if config.metrics_need_token:
+
+        @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
+        def metrics_protected(_: Principal = viewer) -> PlainTextResponse:
+            return render_metrics()
+    else:
+
+        @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
+        def metrics_open() -> PlainTextResponse:
+            return render_metrics()
+
+    # --- API -------------------------------------------------------------------------------
+    @app.post("/api/query", tags=["api"], summary="Run an SLS query (viewer)")
+    def api_query(req: QueryRequest, _: Principal = viewer) -> dict[str, Any]:
+        from kaudit.query.run import run_query
+
+        store = rt.reader_store()
+        start, end = req.start, req.end
+        try:
+            if req.last:
+                if start is not None or end is not None:
+                    raise ConfigError("last cannot be combined with from/to")
+                end = int(time.time())
+                start = end - int(_duration(req.last).total_seconds())
+            result = run_query(store, req.query, start=start, end=end, tz=req.tz or "UTC")
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {
+            "columns": list(result.columns),
+            "rows": [[_json_value(v) for v in row] for row in result.rows],
+            "elapsed_s": round(result.elapsed_s, 6),
+        }
+
+    @app.get("/api/events/{cluster}/{audit_id}", tags=["api"], summary="One request's events")
+    def api_event(cluster: str, audit_id: str, _: Principal = viewer) -> Response:
+        store = rt.reader_store()
+        texts = list(store.iter_raw("cluster = ? AND auditID = ?", [cluster, audit_id]))
+        if not texts:
+            raise HTTPException(404, f"no event with auditID {audit_id} in cluster {cluster}")
+        return Response("[" + ",".join(texts) + "]", media_type="application/json")
+
+    @app.get("/api/export", tags=["api"], summary="Stored events as NDJSON (viewer)")
+    def api_export(
+        where: str | None = None,
+        cluster: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        _: Principal = viewer,
+    ) -> StreamingResponse:
+        store = rt.reader_store()
+        try:
+            sql, params = export_filter(where, cluster, start, end)
+        except QueryError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+        def lines() -> Iterator[bytes]:
+            for raw in store.iter_raw(sql, params):
+                yield (raw + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.get("/api/stats", tags=["api"], summary="Store counts and ingestion health (viewer)")
+    def api_stats(_: Principal = viewer) -> dict[str, Any]:
+        store = rt.reader_store()
+        return {
+            "store": store.stats(),
+            "ingestion": rt.health.snapshot(),
+            "refused": [
+                {"cluster": c, "reason": r, "requests": n}
+                for (c, r), n in sorted(rt.health.refused_snapshot().items())
+            ],
+            "stalled_after_seconds": rt.health.stalled_after,
+        }
+
+    @app.post("/api/prune", tags=["api"], summary="Delete old events (admin)")
+    async def api_prune(req: PruneRequest, _: Principal = admin) -> dict[str, Any]:
+        try:
+            cutoff = datetime.now(UTC) - _duration(req.older_than)
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if rt.writer is None:
+            raise HTTPException(503, "kaudit is starting")
+        deleted = await asyncio.wrap_future(rt.writer.exclusive(lambda s: s.prune(cutoff)))
+        return {"deleted": int(deleted), "cutoff": cutoff.isoformat(timespec="seconds")}
+
+    return app

@@ -1,0 +1,282 @@
+"""`kaudit serve` settings: one YAML file, every key documented, defaults that work alone.
+
+`load_config(path)` parses the file into a frozen `ServeConfig`; a missing file argument gives
+the defaults (the store at `./kaudit-data/kaudit.duckdb`, plain HTTP on 127.0.0.1:8700, no
+followers). Unknown keys and wrong types are `ConfigError`s that name the key and the file.
+`EXAMPLE_CONFIG` is the documented file `kaudit serve --print-config` prints; a test checks that
+it names every setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kaudit.errors import ConfigError, Location
+
+DEFAULT_DB = "./kaudit-data/kaudit.duckdb"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert: str | None = None  # server certificate (PEM); None serves plain HTTP
+    key: str | None = None  # its private key
+    client_ca: str | None = None  # CA whose client certificates are accepted (mTLS ingest)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    paths: tuple[str, ...] = ("/audit/webhook", "/k8s-audit")
+    # spec k8s-audit §9.5: with truncation the worst body is ~max-size × max-event-size (~40 MB)
+    max_body_size: int = 64 * 1024 * 1024
+    max_event_size: int = 8 * 1024 * 1024
+    redact: bool = True
+    # client certificate subject CN -> cluster; an unlisted CN from client_ca is its own cluster
+    client_cert_clusters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    # Group commit: concurrent batches waiting for the writer are stored in one transaction.
+    max_group_events: int = 20_000
+    queue_events: int = 200_000  # beyond this the webhook answers 503 (the apiserver retries)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowConfig:
+    path: str  # the live file the apiserver writes (--audit-log-path), or a glob of them
+    cluster: str = "default"
+    poll_interval: float = 0.25  # seconds between looks at the file
+    start_at: str = "beginning"  # beginning: read what exists (and rotated backups); end: new only
+    max_event_size: int = 8 * 1024 * 1024
+    redact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    db: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = 8700
+    public_url: str | None = None  # URL clients use (webhook-config default), else from host/port
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    writer: WriterConfig = field(default_factory=WriterConfig)
+    follow: tuple[FollowConfig, ...] = ()
+    stalled_after: float = 300.0  # seconds of silence after which a cluster or file is stalled
+    metrics_need_token: bool = True  # /metrics needs a viewer token (Prometheus: bearer_token)
+    log_level: str = "info"
+    config_path: str | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.db).parent
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls.cert else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+EXAMPLE_CONFIG = """\
+# kaudit serve configuration. Every key is optional; the values shown are the defaults.
+db: ./kaudit-data/kaudit.duckdb  # the DuckDB store; API tokens live next to it
+host: 127.0.0.1                  # listen address (0.0.0.0 to accept other machines)
+port: 8700                       # listen port (webhook, API, /metrics, /healthz, /readyz)
+public_url: null                 # URL others reach kaudit at (default: from host, port, tls)
+stalled_after: 300               # seconds of silence after which a cluster/file is "stalled"
+metrics_need_token: true         # /metrics asks for a viewer token (Prometheus bearer_token)
+log_level: info                  # debug, info, warning, error (JSON lines on stderr)
+tls:
+  cert: null                     # server certificate PEM (kaudit certs create); null = HTTP
+  key: null                      # its private key
+  client_ca: null                # accept client certificates signed by this CA (mTLS ingest)
+webhook:
+  paths: [/audit/webhook, /k8s-audit]  # POST an EventList here (/k8s-audit: Falco's path)
+  max_body_size: 64MiB           # larger bodies get 413 (spec: ~40 MB worst case)
+  max_event_size: 8MiB           # a batch holding a larger event gets 413
+  redact: true                   # replace Secret values, like kaudit ingest
+  client_cert_clusters: {}       # client certificate CN -> cluster (default: the CN itself)
+writer:
+  max_group_events: 20000        # at most this many events per group commit
+  queue_events: 200000           # events waiting for the writer before webhook answers 503
+follow: []                       # log files to follow, e.g.
+#  - path: /var/log/kubernetes/audit/audit.log   # --audit-log-path (a glob is allowed)
+#    cluster: prod
+#    poll_interval: 0.25         # seconds
+#    start_at: beginning         # beginning (with rotated backups) or end
+#    max_event_size: 8MiB
+#    redact: true
+"""
+
+_SIZE_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _size(value: Any, key: str, loc: Location) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("ib").removesuffix("b")
+        unit = text[-1:] if text[-1:] in _SIZE_UNITS else "b"
+        number = text[:-1] if text[-1:] in _SIZE_UNITS else text
+        try:
+            n = int(float(number) * _SIZE_UNITS[unit])
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n
+    raise ConfigError(f"{key}: not a size: {value!r} (e.g. 8MiB, 512KiB)", loc)
+
+
+def _typed(value: Any, kind: type, key: str, loc: Location) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}", loc)
+    return value
+
+
+def _mapping(value: Any, key: str, loc: Location) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping", loc)
+    return value
+
+
+def _check_keys(data: dict[str, Any], cls: type, prefix: str, loc: Location) -> None:
+    known = {f.name for f in fields(cls)} - {"config_path"}
+    for k in data:
+        if k not in known:
+            raise ConfigError(
+                f"unknown setting {prefix}{k} (known: {', '.join(sorted(known))})", loc
+            )
+
+
+def _tls(data: dict[str, Any], loc: Location) -> TlsConfig:
+    _check_keys(data, TlsConfig, "tls.", loc)
+    vals = {k: (None if v is None else str(v)) for k, v in data.items()}
+    cfg = TlsConfig(**vals)
+    if bool(cfg.cert) != bool(cfg.key):
+        raise ConfigError("tls: give both cert and key", loc)
+    if cfg.client_ca and not cfg.cert:
+        raise ConfigError("tls.client_ca needs tls.cert and tls.key (mTLS needs TLS)", loc)
+    return cfg
+
+
+def _webhook(data: dict[str, Any], loc: Location) -> WebhookConfig:
+    _check_keys(data, WebhookConfig, "webhook.", loc)
+    out: dict[str, Any] = {}
+    if "paths" in data:
+        paths = data["paths"]
+        if not isinstance(paths, list) or not all(
+            isinstance(p, str) and p.startswith("/") for p in paths
+        ):
+            raise ConfigError("webhook.paths: expected a list of paths starting with /", loc)
+        out["paths"] = tuple(paths)
+    for k in ("max_body_size", "max_event_size"):
+        if k in data:
+            out[k] = _size(data[k], f"webhook.{k}", loc)
+    if "redact" in data:
+        out["redact"] = _typed(data["redact"], bool, "webhook.redact", loc)
+    if "client_cert_clusters" in data:
+        m = _mapping(data["client_cert_clusters"], "webhook.client_cert_clusters", loc)
+        out["client_cert_clusters"] = {str(k): str(v) for k, v in m.items()}
+    return WebhookConfig(**out)
+
+
+def _writer(data: dict[str, Any], loc: Location) -> WriterConfig:
+    _check_keys(data, WriterConfig, "writer.", loc)
+    out = {k: _typed(v, int, f"writer.{k}", loc) for k, v in data.items()}
+    for k, v in out.items():
+        if v <= 0:
+            raise ConfigError(f"writer.{k}: must be positive", loc)
+    return WriterConfig(**out)
+
+
+def _follow(items: Any, loc: Location) -> tuple[FollowConfig, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigError("follow: expected a list of {path, cluster, ...}", loc)
+    out: list[FollowConfig] = []
+    for i, item in enumerate(items):
+        key = f"follow[{i}]"
+        data = _mapping(item, key, loc)
+        _check_keys(data, FollowConfig, f"{key}.", loc)
+        if not isinstance(data.get("path"), str) or not data["path"]:
+            raise ConfigError(f"{key}.path: required (the file --audit-log-path names)", loc)
+        vals: dict[str, Any] = {"path": data["path"]}
+        if "cluster" in data:
+            vals["cluster"] = str(data["cluster"])
+        if "poll_interval" in data:
+            vals["poll_interval"] = _typed(data["poll_interval"], float, f"{key}.poll", loc)
+            if vals["poll_interval"] <= 0:
+                raise ConfigError(f"{key}.poll_interval: must be positive", loc)
+        if "start_at" in data:
+            if data["start_at"] not in ("beginning", "end"):
+                raise ConfigError(f"{key}.start_at: beginning or end", loc)
+            vals["start_at"] = data["start_at"]
+        if "max_event_size" in data:
+            vals["max_event_size"] = _size(data["max_event_size"], f"{key}.max_event_size", loc)
+        if "redact" in data:
+            vals["redact"] = _typed(data["redact"], bool, f"{key}.redact", loc)
+        out.append(FollowConfig(**vals))
+    return tuple(out)
+
+
+def parse_config(text: str, source: str = "<config>") -> ServeConfig:
+    """A `ServeConfig` from YAML text; relative paths stay relative to the working directory."""
+    loc = Location(source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = Location(source, mark.line + 1, mark.column + 1) if mark else loc
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where) from None
+    data = _mapping(data, "the configuration", loc)
+    _check_keys(data, ServeConfig, "", loc)
+    vals: dict[str, Any] = {"config_path": None if source == "<config>" else source}
+    for k in ("db", "host", "public_url"):
+        if k in data and data[k] is not None:
+            vals[k] = str(data[k])
+    if "port" in data:
+        port = _typed(data["port"], int, "port", loc)
+        if not 0 <= port < 65536:
+            raise ConfigError(f"port: {port} is not a TCP port", loc)
+        vals["port"] = port
+    if "stalled_after" in data:
+        vals["stalled_after"] = _typed(data["stalled_after"], float, "stalled_after", loc)
+    if "metrics_need_token" in data:
+        vals["metrics_need_token"] = _typed(
+            data["metrics_need_token"], bool, "metrics_need_token", loc
+        )
+    if "log_level" in data:
+        if data["log_level"] not in _LEVELS:
+            raise ConfigError(f"log_level: one of {', '.join(_LEVELS)}", loc)
+        vals["log_level"] = data["log_level"]
+    vals["tls"] = _tls(_mapping(data.get("tls"), "tls", loc), loc)
+    vals["webhook"] = _webhook(_mapping(data.get("webhook"), "webhook", loc), loc)
+    vals["writer"] = _writer(_mapping(data.get("writer"), "writer", loc), loc)
+    vals["follow"] = _follow(data.get("follow"), loc)
+    return ServeConfig(**vals)
+
+
+def load_config(path: str | Path | None) -> ServeConfig:
+    """The settings in `path`, or the defaults when `path` is None."""
+    if path is None:
+        return ServeConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the configuration: {exc.strerror}", Location(str(p))
+        ) from None
+    return parse_config(text, str(p))

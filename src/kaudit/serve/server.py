@@ -1,0 +1,117 @@
+"""Run the app under uvicorn: TLS, optional client certificates, JSON logs, graceful stop.
+
+uvicorn handles SIGTERM and SIGINT: it stops accepting, lets requests in flight finish (each
+is acknowledged only after its commit), then runs the app's shutdown, which stores what the
+followers read and closes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from kaudit.serve.app import create_app
+from kaudit.serve.config import ServeConfig
+
+_STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in _STD_ATTRS and k != "color_message" and not k.startswith("_"):
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+def _client_cn(cert: dict[str, Any] | None) -> str | None:
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+class ClientCertProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that tells the app the verified client certificate's CN
+    (scope extension `tls.client_cn`); uvicorn itself does not pass it on."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        cn = _client_cn(transport.get_extra_info("peercert"))
+        if cn is None:
+            return
+        inner: ASGIApp = self.app
+
+        async def app(scope: Scope, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cn": cn}
+            await inner(scope, receive, send)
+
+        self.app = app
+
+
+def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
+    tls = config.tls
+    kwargs: dict[str, Any] = {}
+    if tls.cert:
+        kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
+        if tls.client_ca:
+            kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_OPTIONAL)
+    return uvicorn.Config(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        http=ClientCertProtocol,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        limit_max_requests=None,
+        **kwargs,
+    )
+
+
+def serve(config: ServeConfig) -> None:
+    """Run until SIGTERM/SIGINT."""
+    setup_logging(config.log_level)
+    server = uvicorn.Server(uvicorn_config(config))
+    server.run()
+    if not server.started:
+        sys.exit(1)
