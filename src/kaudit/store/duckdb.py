@@ -1,4 +1,4 @@
-"""The embedded default store: one DuckDB file, one `events` table.
+"""The embedded default store: one DuckDB file, one `events` table (a view over `event_rows`).
 
 Writes go through one writer (a lock around the connection); reads run concurrently on their own
 cursors. Every event is kept whole in `raw` (zstd-compressed; export gives it back as ingested);
@@ -46,19 +46,30 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _events_ddl() -> str:
-    cols = []
-    for c in COLUMNS:
-        if c.name in VIRTUAL:
-            cols.append(f"{_ident(c.name)} {c.sql_type} AS ({VIRTUAL[c.name]}) VIRTUAL")
-        else:
-            cols.append(f"{_ident(c.name)} {c.sql_type}")
-    cols += [
-        "raw VARCHAR USING COMPRESSION zstd",
-        "size INTEGER",
-        "source VARCHAR",
+ROWS = "event_rows"  # the physical table; `events` is the view queries read
+
+
+def _events_ddl() -> list[str]:
+    """The physical table and the `events` view over it, columns in `COLUMNS` order.
+
+    The bodies are not stored twice: the view reads them from `raw` only when a query uses
+    them (a virtual generated column would be computed on every insert). The view passes the
+    table's `rowid` on, for readers that follow new rows.
+    """
+    cols = [f"{_ident(c.name)} {c.sql_type}" for c in STORED]
+    cols += ["raw VARCHAR USING COMPRESSION zstd", "size INTEGER", "source VARCHAR"]
+    view = [
+        f"CAST({VIRTUAL[c.name]} AS {c.sql_type}) AS {_ident(c.name)}"
+        if c.name in VIRTUAL
+        else _ident(c.name)
+        for c in COLUMNS
     ]
-    return "CREATE TABLE IF NOT EXISTS events (" + ", ".join(cols) + ")"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {ROWS} (" + ", ".join(cols) + ")",
+        "CREATE OR REPLACE VIEW events AS SELECT "
+        + ", ".join([*view, "raw", "size", "source", "rowid AS rowid"])
+        + f" FROM {ROWS}",
+    ]
 
 
 _REJECTS_DDL = """
@@ -112,7 +123,8 @@ class DuckDBStore:
 
     def _create(self) -> None:
         with self._write_lock:
-            self._con.execute(_events_ddl())
+            for ddl in _events_ddl():
+                self._con.execute(ddl)
             self._con.execute(_REJECTS_DDL)
             self._con.execute(_META_DDL)
             self._con.execute(
@@ -258,7 +270,7 @@ class DuckDBStore:
         """Delete events whose time is before `before`; returns how many were deleted."""
         cutoff = int(before.timestamp())
         with self._write_lock:
-            row = self._con.execute("DELETE FROM events WHERE __time__ < ?", [cutoff]).fetchone()
+            row = self._con.execute(f"DELETE FROM {ROWS} WHERE __time__ < ?", [cutoff]).fetchone()
             self._con.execute("CHECKPOINT")
         return int(row[0]) if row else 0
 
@@ -306,14 +318,14 @@ class DuckDBStore:
             yield orjson.loads(raw)
 
     def count(self) -> int:
-        row = self.reader().execute("SELECT count(*) FROM events").fetchone()
+        row = self.reader().execute(f"SELECT count(*) FROM {ROWS}").fetchone()
         return int(row[0]) if row else 0
 
     def stats(self) -> dict[str, Any]:
         cur = self.reader()
         clusters = cur.execute(
             "SELECT cluster, count(*), min(stageTimestamp), max(stageTimestamp), sum(size) "
-            "FROM events GROUP BY cluster ORDER BY cluster"
+            f"FROM {ROWS} GROUP BY cluster ORDER BY cluster"
         ).fetchall()
         rejects = cur.execute(
             "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY 2 DESC"
@@ -435,7 +447,7 @@ def _build_insert_sql() -> dict[str, str]:
     # has some.
     def existing(with_untimed: bool) -> str:
         untimed = " OR __time__ IS NULL" if with_untimed else ""
-        return f"(SELECT {key_cols} FROM events WHERE __time__ BETWEEN ? AND ?{untimed})"
+        return f"(SELECT {key_cols} FROM {ROWS} WHERE __time__ BETWEEN ? AND ?{untimed})"
 
     fresh = f"""
     CREATE TEMP TABLE kaudit_fresh AS
@@ -454,11 +466,11 @@ def _build_insert_sql() -> dict[str, str]:
     DELETE FROM kaudit_dup WHERE idx NOT IN (
         SELECT f.idx FROM kaudit_fresh f JOIN kaudit_dup d USING (idx)
         JOIN kaudit_batch b USING (idx)
-        JOIN events e ON ({same}) AND e.raw = b.text
+        JOIN {ROWS} e ON ({same}) AND e.raw = b.text
     )
     """
     events = f"""
-    INSERT INTO events ({insert_cols})
+    INSERT INTO {ROWS} ({insert_cols})
     SELECT {", ".join("s." + _ident(n) for n in stored_names)}, b.text, strlen(b.text), ?
     FROM kaudit_staged s SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
     JOIN kaudit_batch b USING (idx)

@@ -1,0 +1,169 @@
+"""Benchmark: `kaudit ingest` of generated NDJSON into a fresh store, next to DuckDB's own
+`read_json` loading the same file into a table with the same typed columns, in the same run.
+
+    .venv/bin/python benchmarks/ingest.py [--events 1000000] [--dir /tmp/kaudit-bench]
+
+Each side runs in its own process so that its peak RSS is its own (wait4). Targets on the 2-core
+machine: kaudit >= 150,000 events/s and >= 0.8x the baseline's rate; peak RSS < 2 GB.
+The baseline stores only the typed columns (it has no way to keep the events losslessly);
+kaudit also keeps every event whole, which is what `export` gives back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kaudit.store.extract import transform_spec
+from kaudit.store.schema import COLUMNS
+
+# The baseline: read_json with the event's structure typed, flattened into the same columns.
+BASELINE = r"""
+import sys, time, duckdb
+src, db, spec, select = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+con = duckdb.connect(db)
+con.execute("SET TimeZone = 'UTC'")
+t0 = time.perf_counter()
+con.execute(
+    f"CREATE TABLE events AS SELECT {select} FROM "
+    f"read_json(?, format='newline_delimited', columns={spec}, maximum_object_size=16777216) t",
+    [src],
+)
+con.execute("CHECKPOINT")
+n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+print(n, time.perf_counter() - t0)
+"""
+
+
+def _duck_struct(spec: object) -> str:
+    """A json_transform spec (nested dict of type names) as a read_json `columns` literal."""
+    assert isinstance(spec, dict)
+    parts = []
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            inner = ", ".join(
+                f'"{k}" {v if isinstance(v, str) else "JSON"}' for k, v in value.items()
+            )
+            parts.append(f"'{key}': 'STRUCT({inner})'")
+        else:
+            parts.append(f"'{key}': '{value}'")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _baseline_select() -> str:
+    out = []
+    for col in COLUMNS:
+        if col.path is None:
+            expr = {"cluster": "'default'", "__time__": "NULL", "redacted": "false"}[col.name]
+            if col.name == "__time__":
+                expr = "CAST(epoch(TRY_CAST(t.stageTimestamp AS TIMESTAMPTZ)) AS BIGINT)"
+        elif col.path[0] == "annotations" and len(col.path) > 1:
+            expr = f"json_extract_string(t.annotations, '$.\"{col.path[1]}\"')"
+        else:
+            expr = "t." + ".".join(f'"{p}"' for p in col.path)
+            if col.sql_type == "TIMESTAMP":
+                expr = f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            elif col.sql_type == "INTEGER":
+                expr = f"TRY_CAST({expr} AS INTEGER)"
+        out.append(f'{expr} AS "{col.name}"')
+    return ", ".join(out)
+
+
+def _run(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stdout) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read() if proc.stdout else ""
+    if status != 0 and os.waitstatus_to_exitcode(status) not in (0, 2):
+        raise SystemExit(f"{cmd[0]} failed: {status}")
+    return wall, usage.ru_maxrss * 1024, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", default="/tmp/kaudit-bench")
+    args = ap.parse_args()
+    work = Path(args.dir)
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / f"audit-{args.events}-{args.seed}.ndjson"
+    if not src.exists():
+        print(f"generating {args.events:,} events -> {src}", flush=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("kaudit")),
+                "generate",
+                "--events",
+                str(args.events),
+                "--seed",
+                str(args.seed),
+                "--start",
+                "2025-01-01T00:00:00Z",
+                "--out",
+                str(src),
+                "-q",
+            ],
+            check=True,
+        )
+    size = src.stat().st_size
+    print(
+        f"input: {args.events:,} events, {size / 1e6:,.0f} MB ({size / args.events:,.0f} B/event)"
+    )
+
+    results = {}
+    for name in ("baseline", "kaudit"):
+        db = work / f"{name}.duckdb"
+        for p in (db, Path(str(db) + ".wal")):
+            p.unlink(missing_ok=True)
+        if name == "kaudit":
+            cmd = [
+                str(Path(sys.executable).with_name("kaudit")),
+                "ingest",
+                "--db",
+                str(db),
+                "--json",
+                "--no-progress",
+                str(src),
+            ]
+            wall, rss, out = _run(cmd)
+            n = json.loads(out)["stored"]
+        else:
+            spec = _duck_struct(json.loads(transform_spec()))
+            cmd = [sys.executable, "-c", BASELINE, str(src), str(db), spec, _baseline_select()]
+            wall, rss, out = _run(cmd)
+            n = int(out.split()[0])
+        results[name] = (n, wall, rss, db.stat().st_size)
+
+    print()
+    print(
+        f"{'':28} {'events':>10} {'seconds':>8} {'events/s':>10} {'MB/s':>7} "
+        f"{'peak RSS':>9} {'B/event on disk':>16}"
+    )
+    for name, label in (
+        ("baseline", "DuckDB read_json (baseline)"),
+        ("kaudit", "kaudit ingest"),
+    ):
+        n, wall, rss, disk = results[name]
+        print(
+            f"{label:28} {n:>10,} {wall:>8.2f} {n / wall:>10,.0f} {size / wall / 1e6:>7.1f} "
+            f"{rss / 2**20:>7,.0f}MB {disk / n:>16,.0f}"
+        )
+    (bn, bw, _, _), (kn, kw, krss, _) = results["baseline"], results["kaudit"]
+    ratio = (kn / kw) / (bn / bw)
+    print(
+        f"\nkaudit / baseline rate: {ratio:.2f}x (target >= 0.8x); "
+        f"kaudit {kn / kw:,.0f} events/s (target >= 150,000); "
+        f"peak RSS {krss / 2**20:,.0f} MB (target < 2048 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
