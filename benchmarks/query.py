@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kaudit.query.run import compile_query, default_functions, execute, prepare
 from kaudit.sample.generate import generate
+from kaudit.store import duckdb as duckdb_store
 from kaudit.store.base import CompiledQuery
 from kaudit.store.duckdb import DuckDBStore
 
@@ -131,11 +132,13 @@ ANALYST: list[tuple[str, str, str]] = [
 
 def build(path: Path, total: int, base: int) -> DuckDBStore:
     if path.exists():
-        store = DuckDBStore.open(path)
-        n = store.count()
-        if n == total:
-            return store
-        store.close()
+        try:
+            store = DuckDBStore.open(path)
+            if store.count() == total:
+                return store
+            store.close()
+        except Exception as e:  # a store of an older layout: rebuild it
+            print(f"rebuilding {path}: {e}")
         path.unlink()
     store = DuckDBStore.open(path)
     t0 = time.perf_counter()
@@ -146,12 +149,15 @@ def build(path: Path, total: int, base: int) -> DuckDBStore:
     print(f"ingested {base:,} generated events in {time.perf_counter() - t0:.1f} s", flush=True)
     copies = (total + base - 1) // base
     cur = store.reader()
+    # the physical table: `events` may be a view over it (kaudit.store.duckdb.ROWS)
+    table = str(getattr(duckdb_store, "ROWS", "events"))
     virtual = ("annotations", "requestObject", "responseObject")
     cols = [
         r[0]
         for r in cur.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events' "
-            "ORDER BY ordinal_position"
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
         ).fetchall()
         if r[0] not in virtual
     ]
@@ -163,13 +169,13 @@ def build(path: Path, total: int, base: int) -> DuckDBStore:
     }
     select = ", ".join(shifted.get(c, f'"{c}"') for c in cols)
     names = ", ".join(f'"{c}"' for c in cols)
-    cur.execute("CREATE TEMP TABLE base AS SELECT * FROM events")
+    cur.execute(f"CREATE TEMP TABLE base AS SELECT {names} FROM {table}")
     t0 = time.perf_counter()
     step = 10
     for first in range(1, copies, step):
         last = min(first + step, copies)
         cur.execute(
-            f"INSERT INTO events ({names}) SELECT {select} FROM base, range({first}, {last}) r(k)"
+            f"INSERT INTO {table} ({names}) SELECT {select} FROM base, range({first}, {last}) r(k)"
         )
         print(f"  copies {first}..{last - 1}", flush=True)
     cur.execute("DROP TABLE base")

@@ -116,10 +116,9 @@ class DuckDBTarget:
 
     def json_array_element_text(self, array: exp.Expr, index: int) -> exp.Expr:
         """Presto `json_format(json_array_get(a, i))`: the element, strings unquoted (§2.2)."""
-        path = f"$[#{index}]" if index < 0 else f"$[{index}]"
-        return exp.Anonymous(
-            this="json_extract_string", expressions=[array, exp.Literal.string(path)]
-        )
+        # an integer index is markedly faster than the path '$[i]' in DuckDB
+        key = exp.Literal.string(f"$[#{index}]") if index < 0 else exp.Literal.number(index)
+        return exp.Anonymous(this="json_extract_string", expressions=[array, key])
 
     def regexp_extract(self, s: exp.Expr, pattern: exp.Expr, group: exp.Expr | None) -> exp.Expr:
         """Presto semantics: NULL when there is no match (DuckDB returns '')."""

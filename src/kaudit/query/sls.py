@@ -357,12 +357,25 @@ class Rewriter:
             if self.reads_log(sel):
                 self.resolve_columns(sel)
         tree = self.rewrite_functions(tree)
+        self.json_values_as_text(tree)
         for sel in list(tree.find_all(exp.Select)):
             self.check_offset(sel)
         tree = self.having_without_group_by(tree)
         if default_limit is not None and tree.args.get("limit") is None:
             tree = tree.limit(default_limit, copy=False)
         return tree
+
+    def json_values_as_text(self, tree: exp.Query) -> None:
+        """SLS users treat `sourceIPs` as JSON array text: in `CASE ... THEN <string> ELSE
+        sourceIPs END` the result must be text, or DuckDB re-parses the string as JSON."""
+        for col in list(tree.find_all(exp.Column)):
+            if col.meta.get("sls_type") != "json":
+                continue
+            parent = col.parent
+            if isinstance(parent, exp.If | exp.Case | exp.Coalesce | exp.Nullif) or (
+                isinstance(parent, exp.Anonymous) and parent.name.lower() in ("greatest", "least")
+            ):
+                col.replace(self.target.as_text(col.copy()))
 
     def check_offset(self, sel: exp.Select) -> None:
         if sel.args.get("offset") is not None:
@@ -620,18 +633,11 @@ def _is_number(s: str) -> bool:
 def log_cte(where: exp.Expr | None) -> exp.CTE:
     """`log AS (SELECT <schema columns> FROM events WHERE <search and time range>)`.
 
-    JSON columns are exposed as text: SLS users treat `sourceIPs` as JSON array text, and a
-    CASE that mixes an extracted string with `sourceIPs` must not re-parse it as JSON.
+    JSON columns keep their type here (casting them all to text costs 2-3x in example B); a
+    JSON column used as a CASE/IF/COALESCE value is cast to text where it is used
+    (`Rewriter.json_values_as_text`).
     """
-    projections: list[exp.Expr] = []
-    for col in COLUMNS:
-        ref = column(col.name)
-        if col.sls_type == "json":
-            projections.append(
-                exp.alias_(exp.cast(ref, exp.DataType.build("VARCHAR")), col.name, quoted=True)
-            )
-        else:
-            projections.append(ref)
+    projections: list[exp.Expr] = [column(col.name) for col in COLUMNS]
     body = exp.select(*projections).from_(EVENTS_TABLE)
     if where is not None:
         body = body.where(where)
