@@ -53,13 +53,14 @@ class DuckDBTarget:
 
         Never NULL (a missing value does not match), so that NOT needs no COALESCE: COALESCE
         and IS NOT TRUE keep DuckDB from pushing the filter into the scan (10x slower).
-        Equality and `contains` are cheap pre-filters; `token_regex` is the exact SLS rule
-        (`(?:^|[delims])token(?:$|[delims])`), tried only on rows that contain the token.
+        `contains` is a necessary condition DuckDB pushes into the table scan (a regex is not
+        pushed); equality settles most rows; `token_regex` is the exact SLS rule
+        (`(?:^|[delims])token(?:$|[delims])`) for the rest.
         """
         return _p(
             _t(
-                "({a} IS NOT NULL AND (lower({a}) = {b} OR (contains(lower({a}), {b}) AND "
-                "regexp_matches(lower({a}), {c}))))"
+                "({a} IS NOT NULL AND contains(lower({a}), {b}) AND "
+                "(lower({a}) = {b} OR regexp_matches(lower({a}), {c})))"
             ),
             a=text,
             b=token,
