@@ -79,11 +79,15 @@ def exception_pred(ex: Exceptions) -> exp.Expr | None:
         preds.append(exp.func("is_subnet_of", _str(c), exp.func("json_format", first_ip.copy())))
     if ex.images:
         # Every container's image repository (the image up to ':' or '@', as Falco cuts it) is
+        # an entry or under one (`registry.k8s.io` covers `registry.k8s.io/pause`) is
         # allowed: remove the allowed ones from the body; no other image may remain.
         alts = "|".join(re.escape(i) for i in ex.images)
         body = exp.func("coalesce", _col("requestObject"), _str(""))
         stripped = exp.func(
-            "regexp_replace", body, _str(f'"image":\\s*"(?:{alts})(?:[:@][^"]*)?"'), _str("")
+            "regexp_replace",
+            body,
+            _str(f'"image":\\s*"(?:{alts})(?:/[^"]*)?(?:[:@][^"]*)?"'),
+            _str(""),
         )
         preds.append(
             exp.and_(

@@ -1,0 +1,122 @@
+"""Built-in rules: their inline tests, the loader's located errors, the streaming pass (one
+statement for every rule, over only the new rows), scheduled rounds with a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kaudit.detect.engine import (
+    StreamingPlan,
+    _with_defaults,
+    batch_marker,
+    due_windows,
+    run_scheduled,
+    run_streaming,
+    run_tests,
+)
+from kaudit.detect.load import builtin_rules, load_text
+from kaudit.detect.model import RuleError
+from kaudit.policy.needs import DETECTION_NEEDS
+from kaudit.store.duckdb import DuckDBStore
+
+RULES = builtin_rules()
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_inline_tests(rule: object) -> None:
+    results = run_tests(rule)  # type: ignore[arg-type]
+    assert results, "every built-in rule has inline tests"
+    bad = [f"{t.name}: {t.detail}" for t in results if not t.ok]
+    assert bad == []
+
+
+def test_every_rule_has_mitre_and_both_languages() -> None:
+    for r in RULES:
+        assert r.mitre and r.title.zh and r.title.en and r.description.zh and r.description.en
+    known = {n.detection for n in DETECTION_NEEDS}
+    assert all(r.needs in known for r in RULES if r.needs), "needs ids are policy.needs ids"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "msg"),
+    [
+        ("id: x\ntitle: t\n", "<t>:1:1", "give exactly one of"),
+        ("id: x\ntitle: t\ndescription: d\nseverity: loud\nmitre: [T1609]\nmatch: a\n",
+         "<t>:4:11", "severity 'loud'"),
+        ("id: x\ntitle: t\ndescription: d\nseverity: low\nmitre: [X1]\nmatch: a\n",
+         "<t>:5:9", "not an ATT&CK"),
+        ("id: x\ntitle: t\ndescription: d\nseverity: low\nmitre: [T1609]\n"
+         "query: {query: '*', every: 5m, window: 1m}\n", "<t>:6:40", "shorter than every"),
+        ("id: x\ntitle: t\ndescription: d\nseverity: low\nmitre: [T1609]\nmatch: a\nbogus: 1\n",
+         "<t>:7:1", "unknown key 'bogus'"),
+    ],
+)  # fmt: skip
+def test_loader_errors_name_file_line_col(text: str, where: str, msg: str) -> None:
+    with pytest.raises(RuleError) as e:
+        load_text(text, "<t>")
+    assert str(e.value).startswith(where) and msg in str(e.value)
+
+
+def _exec(i: int, t: str = "2026-01-01T00:00:00Z") -> dict[str, object]:
+    return _with_defaults(
+        {
+            "auditID": f"id-{i}",
+            "verb": "create",
+            "stage": "ResponseStarted",
+            "stageTimestamp": t,
+            "requestURI": f"/api/v1/namespaces/a/pods/p{i}/exec?command=id",
+            "user": {"username": "alice"},
+            "objectRef": {"resource": "pods", "subresource": "exec", "name": f"p{i}"},
+        },
+        i,
+    )
+
+
+def test_streaming_is_one_statement_over_new_rows_only() -> None:
+    plan = StreamingPlan.build(RULES)
+    assert plan.sql.count("UNION ALL") == len(plan.rules) - 1
+    store = DuckDBStore.open(":memory:")
+    store.ingest_events([_exec(1)], redact=False)
+    mark = batch_marker(store)
+    store.ingest_events([_exec(2), _exec(3)], redact=False)
+    hits = run_streaming(store, plan, mark)
+    assert sorted(h.event_ids[0] for h in hits if h.rule_id == "exec-into-container") == [
+        "id-2",
+        "id-3",
+    ]
+
+
+def test_due_windows_catch_up_without_gaps() -> None:
+    assert due_windows(None, 1000, 60, 900) == [due_windows(None, 1000, 60, 900)[0]]
+    wins = due_windows(960, 1210, 60, 900)
+    assert [(w.start, w.end) for w in wins] == [(120, 1020), (180, 1080), (240, 1140), (300, 1200)]
+
+
+def test_scheduled_rule_with_fake_clock_and_restart(tmp_path: Path) -> None:
+    brief = next(r for r in RULES if r.id == "public-ip-failed-requests")
+    base = 1767225600
+    evs = [
+        _with_defaults(
+            {
+                "auditID": f"f{i}",
+                "verb": "list",
+                "sourceIPs": ["8.8.4.4"],
+                "stageTimestamp": f"2026-01-01T00:0{i // 6}:{(i % 6) * 10:02d}Z",
+                "responseStatus": {"code": 403},
+            },
+            i,
+        )
+        for i in range(12)
+    ]
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore.open(path)
+    store.ingest_events(evs, redact=False)
+    r1 = run_scheduled(store, [brief], base + 120)
+    assert len(r1.hits) == 1 and r1.hits[0].fields["源地址"] == "8.8.4.4"
+    store.close()
+    store = DuckDBStore.open(path)  # a restart: the next round resumes after the last window
+    r2 = run_scheduled(store, [brief], base + 300)
+    assert [w.end for w in r2.windows[brief.id]] == [base + 180, base + 240, base + 300]
+    store.close()
