@@ -11,6 +11,7 @@ import logging
 import ssl
 import sys
 import time
+from types import FrameType
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -108,10 +109,19 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
     )
 
 
+class _Server(uvicorn.Server):
+    """Exit 0 after a graceful stop: uvicorn re-raises SIGTERM once shut down, which makes a
+    clean stop look like a crash to supervisors that read the status."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def serve(config: ServeConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     setup_logging(config.log_level)
-    server = uvicorn.Server(uvicorn_config(config))
+    server = _Server(uvicorn_config(config))
     server.run()
     if not server.started:
         sys.exit(1)

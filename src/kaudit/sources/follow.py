@@ -51,6 +51,7 @@ log = logging.getLogger("kaudit.follow")
 FP_BYTES = 1024  # fingerprint: the first bytes of a file; the first event is unique
 CHUNK = 4 * 1024 * 1024  # bytes read per step (one store append of ~3,000 events)
 _REJECT_RAW_LIMIT = 64 * 1024
+_NEVER = float("-inf")
 # lumberjack backupTimeFormat "2006-01-02T15-04-05.000"
 _STAMP = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3})$")
 
@@ -237,22 +238,29 @@ class Follower:
         self.pending: list[tuple[Backup, int, int]] = []  # backup, start offset, start line
         self.current: _Reader | None = None
         self.resume_live: tuple[int, int] | None = None  # (offset, line) in the live file
+        self.resume_cp: Checkpoint | None = None
+        self.last_backup_at = _NEVER  # rotation time of the newest backup read (or skipped)
 
     # --- start -----------------------------------------------------------------------------
     def restore(self) -> None:
         """Work out, from the checkpoint and the files present, what is left to read."""
         cp = self.load_checkpoint(self.key)
+        self.resume_cp = cp
         backups = list_backups(self.live)
+        newest = backups[-1].rotated_at if backups else _NEVER
+        self.last_backup_at = _NEVER
         if cp is None:
             if self.start_at == "end":
                 self.resume_live = self._live_end()
+                self.last_backup_at = newest
                 log.info("following %s from its end", self.live)
             else:
                 self.pending = [(b, 0, 1) for b in backups]
             return
         if self.live.exists() and _fp_matches(self.live, False, cp):
-            # still the same live file (backups before it were read before the checkpoint)
+            # still the same live file: every backup listed before it was read already
             self.resume_live = (cp.offset, cp.line)
+            self.last_backup_at = newest
             return
         for i, b in enumerate(backups):
             if _fp_matches(b.path, b.compressed, cp):
@@ -288,6 +296,12 @@ class Follower:
                 self._restart()
                 stop.wait(min(5.0, self.poll_interval * 8))
                 continue
+            except Exception:
+                # a bug or an odd file must not end following: start over from the checkpoint
+                log.exception("following %s failed; resuming from the checkpoint", self.live)
+                stop.wait(1.0)
+                self._restart()
+                continue
             if not progressed:
                 stop.wait(self.poll_interval)
         if self.current is not None:
@@ -295,16 +309,18 @@ class Follower:
 
     def step(self) -> bool:
         """Read what can be read now; True if anything was read or a file changed."""
-        if self.current is None and not self._open_next():
-            return False
+        if self.current is None:
+            opened = self._open_next()
+            if self.current is None:
+                return opened  # nothing to read, or the plan changed (backups first)
         cur = self.current
-        assert cur is not None
         progressed = self._read(cur)
         if cur.final:
             if not progressed:  # the backup is read to its end
                 cur.close()
                 self.current = None
-                self.pending.pop(0)
+                done, _, _ = self.pending.pop(0)
+                self.last_backup_at = max(self.last_backup_at, done.rotated_at)
                 return True
             return True
         return self._check_live(cur) or progressed
@@ -318,13 +334,35 @@ class Follower:
             except FileNotFoundError:
                 # compressed or deleted (maxbackup) meanwhile: look for what it became
                 self.pending = self._refresh_pending()
+        offset, line = self.resume_live or (0, 1)
         try:
-            offset, line = self.resume_live or (0, 1)
-            self.current = self._reader(self.live, False, False, offset, line)
-            self.resume_live = None
-            return True
+            r = self._reader(self.live, False, False, offset, line)
         except FileNotFoundError:
             return False
+        cp = self.resume_cp
+        if self.resume_live is not None and cp is not None and not _fd_matches(r, cp):
+            # rotated between the look at the checkpoint and now: look again
+            r.close()
+            self.pending, self.resume_live = [], None
+            self.restore()
+            return True
+        # Backups rotated since the last one read, before the file just opened, come first:
+        # rotations may have happened while backups were read (or while kaudit was down).
+        before: list[Backup] = []
+        for b in list_backups(self.live):
+            if b.rotated_at <= self.last_backup_at:
+                continue
+            if self._is_file(b, r):
+                break  # the open file was rotated meanwhile; what follows it comes later
+            before.append(b)
+        if before:
+            r.close()
+            self.pending = [(b, 0, 1) for b in before]
+            self.resume_live = None
+            return True
+        self.current = r
+        self.resume_live = None
+        return True
 
     def _refresh_pending(self) -> list[tuple[Backup, int, int]]:
         now = {b.path.name.removesuffix(".gz"): b for b in list_backups(self.live)}
@@ -463,6 +501,7 @@ class Follower:
         for i, b in enumerate(backups):
             if self._is_file(b, r):
                 newer = backups[i + 1 :]
+                self.last_backup_at = max(self.last_backup_at, b.rotated_at)
                 break
         else:
             newer = [b for b in backups if b.rotated_at >= r.opened_at - 2]
@@ -481,6 +520,14 @@ class Follower:
             return False
         got = head_fingerprint(b.path, b.compressed, r.fp_len)
         return got == (r.fp_len, r.fp)
+
+
+def _fd_matches(r: _Reader, cp: Checkpoint) -> bool:
+    """Does the open (uncompressed) file start with the checkpointed file's first bytes?"""
+    if cp.fp_len == 0:
+        return True  # the checkpointed file was empty: nothing to skip
+    head = os.pread(r.f.fileno(), cp.fp_len, 0)
+    return len(head) == cp.fp_len and hashlib.sha256(head).hexdigest() == cp.fp
 
 
 class _SinkFailed(Exception):
