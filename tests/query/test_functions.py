@@ -157,3 +157,19 @@ def test_function_runs_with_sls_semantics(name: str, store: Any) -> None:
         assert str(got) == want
     else:
         assert got == want
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Asia/Kolkata", "UTC", "America/New_York"])
+@pytest.mark.parametrize("unit", ["minute", "hour", "day"])
+def test_date_trunc_on_unix_seconds_is_local(store: Any, tz: str, unit: str) -> None:
+    """Whole-hour zones take an arithmetic fast path; the result must not depend on it."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from .conftest import T0
+
+    res = run_query(store, f"* | select date_trunc('{unit}', __time__) as v", tz=tz)
+    local = datetime.fromtimestamp(T0 + 1, ZoneInfo(tz))
+    fields = {"minute": {"second": 0}, "hour": {"second": 0, "minute": 0}}
+    trunc = local.replace(microsecond=0, **fields.get(unit, {"second": 0, "minute": 0, "hour": 0}))
+    assert res.rows[0][0] == int(trunc.timestamp())

@@ -14,9 +14,12 @@ Rewrites, in order (spec sls-query §5.4):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlglot
 from sqlglot import exp
@@ -561,7 +564,18 @@ class Rewriter:
         t = self.target
         if isinstance(arg, exp.UnixToTime) or arg.meta.get("sls_type") == "timestamp":
             return t.date_trunc(unit.lower(), self.localize(arg))
-        # SLS accepts unix seconds (§2.4); we return unix seconds of the truncated local time
+        # SLS accepts unix seconds (§2.4); we return unix seconds of the truncated local time.
+        # Seconds, minutes, and hours in a zone whose offsets are whole hours, need no time
+        # zone arithmetic: `x - x % 3600` (the ICU conversion costs 2x on big scans).
+        step = {"second": 1, "minute": 60, "hour": 3600}.get(unit.lower())
+        if step is not None and (step < 3600 or _whole_hour_zone(self.ctx.tz)):
+            x = self.rw(arg)
+            if step == 1:
+                return x
+            return exp.Sub(
+                this=x,
+                expression=exp.paren(exp.Mod(this=x.copy(), expression=exp.Literal.number(step))),
+            )
         local = t.local_time_from_unix(self.rw(arg), self.ctx.tz)
         return t.local_to_unix(t.date_trunc(unit.lower(), local), self.ctx.tz)
 
@@ -616,6 +630,18 @@ def _outer_selects(tree: exp.Expr) -> list[exp.Select]:
     if isinstance(tree, exp.Subquery):
         return _outer_selects(tree.this)
     return []
+
+
+@functools.cache
+def _whole_hour_zone(tz: str) -> bool:
+    """True when every UTC offset of `tz` from 1990 to 2040 is a whole number of hours."""
+    zone = ZoneInfo(tz)
+    return all(
+        (datetime(year, month, 15, tzinfo=zone).utcoffset() or timedelta()).total_seconds() % 3600
+        == 0
+        for year in range(1990, 2041)
+        for month in (1, 4, 7, 10)
+    )
 
 
 def _is_int(s: str) -> bool:
