@@ -133,8 +133,8 @@ class Server:
             rows = (
                 store.reader()
                 .execute(
-                    "SELECT cluster, auditID, stage, strftime(stageTimestamp, '%Y-%m-%dT%H:%M:%S.%f') "
-                    "FROM events"
+                    "SELECT cluster, auditID, stage, "
+                    "strftime(stageTimestamp, '%Y-%m-%dT%H:%M:%S.%f') FROM events"
                 )
                 .fetchall()
             )
