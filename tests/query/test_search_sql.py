@@ -258,3 +258,15 @@ def test_bare_search_lists_events_newest_first(small: Any) -> None:
     res = run_query(small, "verb:delete")
     assert res.columns[:3] == ("cluster", "__time__", "auditID")
     assert [r[2] for r in res.rows] == ["id-00003", "id-00002"]
+
+
+def test_compiled_text_is_reused_across_windows(small: Any) -> None:
+    from .conftest import T0
+
+    a = compile_query("verb:delete | select auditID", start=T0, end=T0 + 3)
+    b = compile_query("verb:delete | select auditID", start=T0 + 3, end=T0 + 10)
+    c = compile_query("verb:delete | select auditID", start=T0 + 3)
+    assert a.sql == b.sql and a.params[-2:] == (T0, T0 + 3) and b.params[-2:] == (T0 + 3, T0 + 10)
+    assert c.sql != a.sql and c.params[-1] == T0 + 3
+    assert ids(small, "verb:delete", start=T0, end=T0 + 3) == {"id-00002"}
+    assert ids(small, "verb:delete", start=T0 + 3, end=T0 + 10) == {"id-00003"}

@@ -11,6 +11,7 @@ default is the machine's zone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import weakref
@@ -92,12 +93,36 @@ def compile_query(
     target: Target = DUCKDB,
     default_limit: int | None = sls.DEFAULT_LIMIT,
 ) -> CompiledQuery:
-    """Compile `search | SQL` (or a bare search) into SQL for `target` with bound values."""
+    """Compile `search | SQL` (or a bare search) into SQL for `target` with bound values.
+
+    Compiled text is cached: a scheduled rule runs the same query every minute with another
+    window, and the window is only parameters (except for `time_series`, whose buckets are
+    laid out over the window, so there the window is part of the cache key).
+    """
     zone = check_zone(tz)
+    lo, hi = _seconds(start), _seconds(end)
+    exact = "time_series" in text.lower()
+    key_lo = lo if exact or lo is None else 0
+    key_hi = hi if exact or hi is None else 0
+    sql, params = _compile(text, zone, key_lo, key_hi, target, default_limit)
+    window = tuple(v for v in (lo, hi) if v is not None)
+    if window:  # the window values are always the last parameters
+        params = params[: -len(window)] + window
+    return CompiledQuery(sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(
+    text: str,
+    zone: str,
+    lo: int | None,
+    hi: int | None,
+    target: Target,
+    default_limit: int | None,
+) -> tuple[str, tuple[Any, ...]]:
     search_text, sql_text, sql_offset = sls.split_query(text)
     params = Params()
     where = compile_search(search_text, params, target)
-    lo, hi = _seconds(start), _seconds(end)
     time_preds: list[exp.Expr] = []
     if lo is not None:
         time_preds.append(exp.GTE(this=column("__time__"), expression=params.add(lo)))
@@ -121,7 +146,7 @@ def compile_query(
         parsed = rewrite_time_series(parsed, rewriter, lo, hi)
         tree = rewriter.rewrite(parsed, default_limit)
     tree = sls.with_log(tree, where)
-    return CompiledQuery(tree.sql(dialect=target.sqlglot_dialect), tuple(params.values))
+    return tree.sql(dialect=target.sqlglot_dialect), tuple(params.values)
 
 
 # Functions registered per database (cursors of one connection share them), with the cursor
