@@ -18,15 +18,17 @@ class Reject:
 
 @dataclass(slots=True)
 class RawBatch:
-    """Event texts (one JSON object each) from one source, ready for the store."""
+    """Event texts (one JSON object each) from one source, ready for the store.
+
+    A text may still be bytes: the store checks that it is UTF-8 (and rejects it if not)."""
 
     cluster: str
     source: str
-    texts: list[str] = field(default_factory=list)
+    texts: list[str | bytes] = field(default_factory=list)
     lines: list[int | None] = field(default_factory=list)
     redacted: list[bool] = field(default_factory=list)
 
-    def add(self, text: str, line: int | None, redacted: bool = False) -> None:
+    def add(self, text: str | bytes, line: int | None, redacted: bool = False) -> None:
         self.texts.append(text)
         self.lines.append(line)
         self.redacted.append(redacted)

@@ -14,6 +14,7 @@ rest of the input is kept.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
@@ -21,10 +22,10 @@ import itertools
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -36,7 +37,7 @@ from kaudit.event.formats.detect import sniff
 from kaudit.event.formats.eks import eks_record_to_event, eks_records, parse_eks_export_line
 from kaudit.event.formats.gke import gke_to_v1
 from kaudit.event.formats.legacy import parse_legacy_line
-from kaudit.event.redact import may_hold_secret, redact_event
+from kaudit.event.redact import SECRET_MARKS, may_hold_secret, redact_event
 
 FORMATS = ("auto", "ndjson", "json", "v1", "eventlist", "legacy", "eks", "aks", "gke", "csv")
 DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
@@ -93,13 +94,15 @@ def expand_inputs(paths: Sequence[str]) -> list[Input]:
 
 
 # --- lines -----------------------------------------------------------------------------------
-def _read_lines(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its newline) for every non-blank line.
+def _read_blocks(
+    stream: IO[bytes], name: str, rejects: list[Reject]
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, complete lines without their newline) per block read.
 
     A gzip stream cut short ends the input with a `truncated_gzip` reject; the lines read
     before the cut are kept. A last line without a newline is read as a line.
     """
-    lineno = 0
+    lineno = 0  # lines yielded so far
     tail = b""
     # A gzip stream cut short raises on the read that reaches the cut, losing what that read
     # had inflated: read it in small steps so that only the incomplete end is lost.
@@ -113,19 +116,56 @@ def _read_lines(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator
                     name, lineno + 1, "truncated_gzip", f"compressed input ends early: {exc}", ""
                 )
             )
-            block = b""
-            tail = b""  # the partial line before the cut is not an event
-            break
+            return  # the partial line before the cut is not an event
         if not block:
             break
         parts = (tail + block).split(b"\n")
         tail = parts.pop()
-        for part in parts:
-            lineno += 1
+        if parts:
+            yield lineno + 1, parts
+            lineno += len(parts)
+    if tail:
+        yield lineno + 1, [tail]
+
+
+def _lines_of(blocks: Iterable[tuple[int, list[bytes]]]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for every non-blank line of the blocks."""
+    for start, parts in blocks:
+        for i, part in enumerate(parts):
             if part.strip():
-                yield lineno, part.rstrip(b"\r")
-    if tail.strip():
-        yield lineno + 1, tail.rstrip(b"\r")
+                yield start + i, part.rstrip(b"\r")
+
+
+_BODIES = (b'"requestObject"', b'"responseObject"')
+
+
+def _secret_candidates(texts: list[str | bytes]) -> list[int]:
+    """Indexes of the texts that `may_hold_secret`, found with one search per block."""
+    if not all(isinstance(t, bytes) for t in texts):
+        return [i for i, t in enumerate(texts) if may_hold_secret(t)]
+    parts = cast(list[bytes], texts)
+    data = b"\n".join(parts)
+    hits: set[int] = set()
+    for mark in SECRET_MARKS:
+        pos = data.find(mark)
+        while pos != -1:
+            hits.add(pos)
+            pos = data.find(mark, pos + 1)
+    if not hits:
+        return []
+    starts = list(itertools.accumulate((len(p) + 1 for p in parts), initial=0))
+    lines = sorted({bisect.bisect_right(starts, h) - 1 for h in hits})
+    # Metadata-level events carry no body, so nothing to redact
+    return [i for i in lines if any(b in parts[i] for b in _BODIES)]
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Many native event lines at once: the bulk path handles them without a per-line call."""
+
+    lines: list[int | None]
+    texts: list[str | bytes]
+    redacted: list[bool]
 
 
 # --- shapes ----------------------------------------------------------------------------------
@@ -293,8 +333,13 @@ class Decoder:
         for item in self._records(inp, rejects):
             if item is None:
                 continue
-            line, text, redacted = item
-            batch.add(text, line, redacted)
+            if isinstance(item, _Chunk):
+                batch.lines.extend(item.lines)
+                batch.texts.extend(item.texts)
+                batch.redacted.extend(item.redacted)
+            else:
+                line, text, redacted = item
+                batch.add(text, line, redacted)
             if len(batch) >= self.options.batch_size:
                 yield batch, rejects
                 batch, rejects = self._new_batch(inp), []
@@ -303,15 +348,21 @@ class Decoder:
     def _new_batch(self, inp: Input) -> RawBatch:
         return RawBatch(cluster=self.options.cluster, source=inp.name)
 
-    # Each record is (line, event text, redacted) or None when it was rejected.
+    # Each record is (line, event text, redacted), a _Chunk of many, or None when rejected.
     def _records(
         self, inp: Input, rejects: list[Reject]
-    ) -> Iterator[tuple[int | None, str, bool] | None]:
+    ) -> Iterator[tuple[int | None, str, bool] | _Chunk | None]:
         stream = inp.open()
         try:
             fmt = self.options.format
-            lines = _read_lines(stream, inp.name, rejects)
-            head = list(itertools.islice(lines, _SNIFF_LINES))
+            blocks = _read_blocks(stream, inp.name, rejects)
+            read: list[tuple[int, list[bytes]]] = []
+            head: list[tuple[int, bytes]] = []
+            for blk in blocks:
+                read.append(blk)
+                head.extend(itertools.islice(_lines_of([blk]), _SNIFF_LINES - len(head)))
+                if len(head) >= _SNIFF_LINES:
+                    break
             if not head:
                 if not rejects:
                     rejects.append(
@@ -319,8 +370,12 @@ class Decoder:
                     )
                 return
             container, shape = self._detect_head(inp, fmt, head)
-            first = head[0]
-            lines = itertools.chain(head[1:], lines)
+            all_blocks = itertools.chain(read, blocks)
+            if container == "lines" and shape == "v1":
+                yield from self._native_blocks(inp, all_blocks, rejects)
+                return
+            lines = _lines_of(all_blocks)
+            first = next(lines)
             if container == "document":
                 yield from self._document(inp, first, lines, shape, rejects)
             elif container == "legacy":
@@ -329,8 +384,6 @@ class Decoder:
                 yield from self._csv(inp, first, lines, rejects)
             elif container == "eks-export":
                 yield from self._per_line(inp, first, lines, rejects, parse_eks_export_line)
-            elif shape == "v1":
-                yield from self._native_lines(inp, first, lines, rejects)
             else:
                 yield from self._shaped_lines(inp, first, lines, SHAPES[shape], rejects)
         finally:
@@ -415,49 +468,41 @@ class Decoder:
             raw[:_REJECT_RAW_LIMIT],
         )
 
-    def _native_lines(
-        self,
-        inp: Input,
-        first: tuple[int, bytes],
-        lines: Iterator[tuple[int, bytes]],
-        rejects: list[Reject],
-    ) -> Iterator[tuple[int | None, str, bool] | None]:
+    def _native_blocks(
+        self, inp: Input, blocks: Iterator[tuple[int, list[bytes]]], rejects: list[Reject]
+    ) -> Iterator[_Chunk]:
+        """Native NDJSON, a block of lines at a time. The lines go to the store as they are
+        (it parses them, and checks UTF-8); only blank, oversize and possibly-Secret lines are
+        looked at one by one here."""
         limit = self.options.max_event_size
         redact = self.options.redact
-
-        def all_lines() -> Iterator[tuple[int, bytes]]:
-            yield first
-            yield from lines
-
-        for lineno, line in all_lines():
-            if len(line) > limit:
-                rejects.append(self._too_large(inp.name, lineno, line))
-                continue
-            try:
-                text = line.decode()
-            except UnicodeDecodeError as exc:
-                rejects.append(
-                    Reject(
-                        inp.name,
-                        lineno,
-                        "not_utf8",
-                        f"not UTF-8 text at byte {exc.start}",
-                        line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
-                    )
-                )
-                continue
-            if redact and may_hold_secret(line):
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    yield lineno, text, False  # the store rejects it with its reason
-                    continue
-                if isinstance(obj, Mapping):
-                    new, redacted = redact_event(obj)
-                    if redacted:
-                        yield lineno, orjson.dumps(new).decode(), True
-                        continue
-            yield lineno, text, False
+        for start, parts in blocks:
+            numbers: list[int | None] = list(range(start, start + len(parts)))
+            texts: list[str | bytes] = list(parts)
+            if parts and (min(map(len, parts)) <= 1 or max(map(len, parts)) > limit):
+                numbers, texts = [], []
+                for n, part in enumerate(parts, start):
+                    if len(part) > limit:
+                        rejects.append(self._too_large(inp.name, n, part))
+                    elif part.strip():
+                        numbers.append(n)
+                        texts.append(part)
+            if texts and texts[0][-1:] in (b"\r", "\r"):  # CRLF line ends
+                texts = [t.rstrip(b"\r") if isinstance(t, bytes) else t for t in texts]
+            flags = [False] * len(texts)
+            if redact:
+                for i in _secret_candidates(texts):
+                    text = texts[i]
+                    try:
+                        obj = orjson.loads(text)
+                    except orjson.JSONDecodeError:
+                        continue  # the store rejects it with its reason
+                    if isinstance(obj, Mapping):
+                        new, flagged = redact_event(obj)
+                        if flagged:
+                            texts[i] = orjson.dumps(new)
+                            flags[i] = True
+            yield _Chunk(numbers, texts, flags)
 
     def _parse_line(self, name: str, lineno: int, line: bytes, rejects: list[Reject]) -> Any | None:
         try:

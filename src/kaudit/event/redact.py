@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 MARKER = "<redacted by kaudit>"
+# Byte strings that every event with a Secret body contains (see `may_hold_secret`).
+SECRET_MARKS = (b'"Secret', b'"secrets"')
 _SECRET_FIELDS = ("data", "stringData")
 _MAX_DEPTH = 64
 
@@ -151,10 +153,11 @@ def redact_event(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
     return changed, True
 
 
-def may_hold_secret(line: bytes) -> bool:
+def may_hold_secret(line: bytes | str) -> bool:
     """Cheap pre-filter on a raw event line: can `redact_event` change it?
 
     kube-apiserver writes JSON with Go's encoder, which never escapes ASCII letters, so a Secret
     body always contains `"Secret` (kind Secret/SecretList) or `"secrets"` (the resource).
     """
-    return b'"Secret' in line or b'"secrets"' in line
+    data = line.encode() if isinstance(line, str) else line
+    return any(mark in data for mark in SECRET_MARKS)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from kaudit.event.batch import RawBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class AppendResult:
 class Store(Protocol):
     """Append a batch, run a compiled query, close. Callers know nothing else of the store."""
 
-    def append(self, batch: Sequence[Any]) -> AppendResult: ...
+    def append(self, batch: RawBatch) -> AppendResult: ...
 
     def execute(self, query: CompiledQuery) -> QueryResult: ...
 

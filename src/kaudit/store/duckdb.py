@@ -148,6 +148,9 @@ class DuckDBStore:
         result = AppendResult(received=len(batch))
         if not batch.texts:
             return result
+        batch, not_utf8 = _utf8_only(batch)
+        if not_utf8:
+            self.add_rejects(batch.cluster, not_utf8)
         table = pa.table(
             {
                 "idx": pa.array(range(len(batch)), type=pa.int64()),
@@ -156,6 +159,7 @@ class DuckDBStore:
                 "redacted": pa.array(batch.redacted, type=pa.bool_()),
             }
         )
+        rejected: list[tuple[Any, ...]] = [("not_utf8", len(not_utf8))] if not_utf8 else []
         with self._write_lock:
             con = self._con
             con.register("kaudit_batch", table)
@@ -164,7 +168,7 @@ class DuckDBStore:
                 if own_tx:
                     con.execute("BEGIN")
                 con.execute(self._insert_sql["stage"], [batch.cluster])
-                rejected = con.execute(
+                rejected += con.execute(
                     "SELECT reason, count(*) FROM kaudit_staged WHERE reason IS NOT NULL "
                     "GROUP BY reason"
                 ).fetchall()
@@ -379,6 +383,28 @@ _NOT_EVENT = (
     + " + ".join(f"(t.{_ident(f)} IS NOT NULL)::INTEGER" for f in _EVENT_FIELDS)
     + ") < 2)"
 )
+
+
+def _utf8_only(batch: RawBatch) -> tuple[RawBatch, list[Reject]]:
+    """The batch without texts that are not UTF-8, and those as rejects."""
+    try:
+        pa.array(batch.texts, type=pa.string())
+        return batch, []
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        pass
+    kept = RawBatch(batch.cluster, batch.source)
+    rejects = []
+    for text, line, flag in zip(batch.texts, batch.lines, batch.redacted, strict=True):
+        if isinstance(text, bytes):
+            try:
+                kept.add(text.decode(), line, flag)
+            except UnicodeDecodeError as exc:
+                raw = text[:1_048_576].decode("utf-8", "replace")
+                msg = f"not UTF-8 text at byte {exc.start}"
+                rejects.append(Reject(batch.source, line, "not_utf8", msg, raw))
+        else:
+            kept.add(text, line, flag)
+    return kept, rejects
 
 
 def _build_insert_sql() -> dict[str, str]:
