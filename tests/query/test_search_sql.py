@@ -270,3 +270,17 @@ def test_compiled_text_is_reused_across_windows(small: Any) -> None:
     assert c.sql != a.sql and c.params[-1] == T0 + 3
     assert ids(small, "verb:delete", start=T0, end=T0 + 3) == {"id-00002"}
     assert ids(small, "verb:delete", start=T0 + 3, end=T0 + 10) == {"id-00003"}
+
+
+def test_glob_specials_in_quoted_tokens_are_literal(store_factory: Any) -> None:
+    store = store_factory(
+        [
+            event(1, user="x:a*b:y"),
+            event(2, user="x:axb:y"),
+            event(3, user="x:a\\b:y"),
+            event(4, user="x:ab:y"),
+        ]
+    )
+    assert ids(store, 'user.username:"a*b"') == {"id-00001"}
+    assert ids(store, 'user.username:"a\\\\b"') == {"id-00003"}
+    assert ids(store, "user.username:a*b") == {"id-00001", "id-00002", "id-00003", "id-00004"}

@@ -15,6 +15,8 @@ from sqlglot import exp
 # SLS's default token delimiters (spec sls-query §1.2): , ' " ; = ( ) [ ] { } ? @ & < > / : \n \t \r
 # and the space. `.`, `-` and `_` are not delimiters, so `www.yl.mock.com` stays one token.
 DELIMITERS = ",'\";=()[]{}?@&<>/: \n\t\r"
+# The same set as a GLOB character class (`]` first, as GLOB requires).
+GLOB_DELIMITERS = "[],'\";=()[{}?@&<>/: \n\t\r]"
 # The same set as an RE2 character class (escapes, not raw control characters).
 DELIMITER_CLASS = r"[,'\";=()\[\]{}?@&<>/: \n\t\r]"
 
@@ -48,23 +50,35 @@ class DuckDBTarget:
 
     # ---- search predicates ----------------------------------------------------------------
 
-    def token_match(self, text: exp.Expr, token: exp.Expr, token_regex: exp.Expr) -> exp.Expr:
+    def token_patterns(self, token: str) -> list[str]:
+        """GLOB patterns that, with equality, decide token membership exactly (bound values).
+
+        The token never holds a delimiter (it was split at them), so only GLOB's `*` and its
+        escape `\\` need quoting; `[`, `]` and `?` are delimiters.
+        """
+        t = token.replace("\\", "[\\]").replace("*", "[*]")
+        d = GLOB_DELIMITERS
+        return [f"{t}{d}*", f"*{d}{t}", f"*{d}{t}{d}*"]
+
+    def token_match(self, text: exp.Expr, token: exp.Expr, patterns: list[exp.Expr]) -> exp.Expr:
         """Some delimiter-separated token of lower(text) equals `token` (already lower-case).
 
-        Never NULL (a missing value does not match), so that NOT needs no COALESCE: COALESCE
-        and IS NOT TRUE keep DuckDB from pushing the filter into the scan (10x slower).
-        `contains` is a necessary condition DuckDB pushes into the table scan (a regex is not
-        pushed); equality settles most rows; `token_regex` is the exact SLS rule
-        (`(?:^|[delims])token(?:$|[delims])`) for the rest.
+        Never NULL (a missing value does not match), so that NOT needs no COALESCE. Every part
+        is an expression on one column that DuckDB pushes into the table scan: `contains` is a
+        cheap necessary condition, equality settles most rows, and the GLOBs (`t<d>*`,
+        `*<d>t`, `*<d>t<d>*` with <d> the delimiter class) are the exact SLS rule. A regex
+        would not be pushed down and costs 3x.
         """
-        return _p(
-            _t(
-                "({a} IS NOT NULL AND contains(lower({a}), {b}) AND "
-                "(lower({a}) = {b} OR regexp_matches(lower({a}), {c})))"
-            ),
-            a=text,
-            b=token,
-            c=token_regex,
+        low = exp.Lower(this=text.copy())
+        exact: exp.Expr = exp.EQ(this=low.copy(), expression=token.copy())
+        for pat in patterns:
+            exact = exp.or_(exact, exp.Glob(this=low.copy(), expression=pat))
+        return exp.paren(
+            exp.and_(
+                exp.Not(this=exp.Is(this=text.copy(), expression=exp.null())),
+                exp.Anonymous(this="contains", expressions=[low.copy(), token.copy()]),
+                exp.paren(exact),
+            )
         )
 
     def token_like(self, text: exp.Expr, prefix: exp.Expr, pattern: exp.Expr) -> exp.Expr:

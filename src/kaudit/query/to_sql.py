@@ -24,7 +24,7 @@ from typing import Any
 from sqlglot import exp
 
 from kaudit.query import search
-from kaudit.query.dialect import DELIMITER_CLASS, DELIMITERS, DUCKDB, Target
+from kaudit.query.dialect import DELIMITERS, DUCKDB, Target
 from kaudit.store.schema import COLUMN_BY_LOWER, SlsType, annotation_key
 
 # JSON columns whose inner paths the search and SQL may address as "col.a.b".
@@ -173,12 +173,9 @@ class SearchCompiler:
                     )
                 )
             else:
-                exact = f"(?:^|{DELIMITER_CLASS}){re.escape(part)}(?:$|{DELIMITER_CLASS})"
-                preds.append(
-                    self.target.token_match(
-                        text.copy(), self.params.add(part), self.params.add(exact)
-                    )
-                )
+                token = self.params.add(part)
+                patterns = [self.params.add(p) for p in self.target.token_patterns(part)]
+                preds.append(self.target.token_match(text.copy(), token, patterns))
         out = preds[0]
         for p in preds[1:]:
             out = exp.and_(out, p)
