@@ -159,3 +159,16 @@ def test_header_csv(kaudit: Callable[..., Result], db: Path, tmp_path: Path) -> 
             "stageTimestamp": "2025-01-01T00:00:00.000001Z",
         }
     ]
+
+
+def test_iter_events_gives_typed_records(shared: Path) -> None:
+    from kaudit.event.batch import Reject
+    from kaudit.event.decode import iter_events
+
+    rejects: list[Reject] = []
+    events = list(iter_events([str(shared / "corpus" / "falco_k8s_audit")], rejects=rejects))
+    # fal_01_003.json is `{"kind": 0}`: no auditID, so no typed record
+    assert len(events) == 51 and [r.reason for r in rejects] == ["missing_field"]
+    exec_ev = next(e for e in events if e.subresource == "exec")
+    assert exec_ev.verb in ("create", "get") and exec_ev.resource == "pods"
+    assert exec_ev.stage_time.tzinfo is not None and exec_ev.raw["auditID"] == exec_ev.audit_id

@@ -37,6 +37,7 @@ from kaudit.event.formats.detect import sniff
 from kaudit.event.formats.eks import eks_record_to_event, eks_records, parse_eks_export_line
 from kaudit.event.formats.gke import gke_to_v1
 from kaudit.event.formats.legacy import parse_legacy_line
+from kaudit.event.model import AuditEvent
 from kaudit.event.redact import SECRET_MARKS, may_hold_secret, redact_event
 
 FORMATS = ("auto", "ndjson", "json", "v1", "eventlist", "legacy", "eks", "aks", "gke", "csv")
@@ -676,6 +677,49 @@ def _line_col(data: bytes, pos: int) -> tuple[int, int]:
     line = data.count(b"\n", 0, pos) + 1
     col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
     return line, col
+
+
+def iter_raw_events(
+    paths: Sequence[str], options: DecodeOptions | None = None, rejects: list[Reject] | None = None
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """(event object, size of its JSON text) for every event in the inputs, in any format.
+
+    For callers that work on events in memory (policy simulation, tests): the same detection,
+    conversion and redaction as `kaudit ingest`. Records that are not events go to `rejects`.
+    """
+    decoder = Decoder(options or DecodeOptions())
+    sink: list[Reject] = [] if rejects is None else rejects
+    for inp in expand_inputs(paths):
+        for batch, found in decoder.batches(inp):
+            sink.extend(found)
+            for text, line in zip(batch.texts, batch.lines, strict=True):
+                try:
+                    obj = orjson.loads(text)
+                except orjson.JSONDecodeError as exc:
+                    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+                    sink.append(Reject(inp.name, line, "invalid_json", str(exc), raw))
+                    continue
+                if not isinstance(obj, dict):
+                    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+                    sink.append(Reject(inp.name, line, "not_an_object", "not an event", raw))
+                    continue
+                yield obj, len(text)
+
+
+def iter_events(
+    paths: Sequence[str], options: DecodeOptions | None = None, rejects: list[Reject] | None = None
+) -> Iterator[AuditEvent]:
+    """Typed records of every event in the inputs (see `iter_raw_events`); events without an
+    auditID, stage or time go to `rejects`."""
+    opts = options or DecodeOptions()
+    sink: list[Reject] = [] if rejects is None else rejects
+    for obj, _ in iter_raw_events(paths, opts, sink):
+        try:
+            yield AuditEvent.from_dict(obj, opts.cluster)
+        except DecodeError as exc:
+            sink.append(
+                Reject("<events>", None, exc.reason, exc.message, orjson.dumps(obj).decode())
+            )
 
 
 def resolve_csv_columns(spec: str | None) -> tuple[str, ...] | None:

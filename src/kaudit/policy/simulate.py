@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import orjson
 
 from kaudit.errors import InputError, Location
+from kaudit.event.batch import Reject
+from kaudit.event.decode import iter_raw_events
 from kaudit.policy.model import LEVELS, Decision, Policy, RequestAttributes, level_rank
 from kaudit.policy.needs import DETECTION_NEEDS, DetectionNeed
 from kaudit.policy.requestinfo import _list_verb_and_name, attributes_from_event
@@ -214,40 +216,19 @@ def _json_len(value: Any) -> int:
 
 
 def read_event_files(paths: Iterable[str | Path]) -> Iterator[tuple[dict[str, Any], int]]:
-    """Events and their sizes from NDJSON files, JSON arrays or `EventList` documents."""
-    for path in paths:
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {p}: {exc.strerror}", Location(str(p))) from None
-        stripped = data.lstrip()
-        if stripped.startswith(b"[") or (
-            stripped.startswith(b"{") and b'"EventList"' in stripped[:4096]
-        ):
-            try:
-                doc = orjson.loads(data)
-                items = doc if isinstance(doc, list) else doc.get("items") or []
-            except orjson.JSONDecodeError:
-                items = None  # NDJSON whose first event mentions EventList
-            if items is not None:
-                for item in items:
-                    if isinstance(item, dict):
-                        yield item, len(orjson.dumps(item))
-                continue
-        for lineno, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                ev = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"not JSON: {exc}", Location(str(p), lineno)) from None
-            if isinstance(ev, dict) and ev.get("kind") == "EventList":
-                for item in ev.get("items") or []:
-                    if isinstance(item, dict):
-                        yield item, len(orjson.dumps(item))
-            elif isinstance(ev, dict):
-                yield ev, len(line.strip())
+    """Events and their sizes from files in any format `kaudit ingest` reads.
+
+    A record that is not an event is an error here: a simulation must not quietly leave
+    traffic out.
+    """
+    rejects: list[Reject] = []
+    yield from iter_raw_events([str(p) for p in paths], rejects=rejects)
+    if rejects:
+        r = rejects[0]
+        raise InputError(
+            f"{r.reason}: {r.message} ({len(rejects)} record(s) not read; see kaudit ingest)",
+            Location(r.source, r.line),
+        )
 
 
 @dataclass
