@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import time
 import weakref
 from datetime import datetime
@@ -155,6 +156,7 @@ def _compile(
 _FUNCTIONS: weakref.WeakKeyDictionary[Any, tuple[IpFunctions, duckdb.DuckDBPyConnection]] = (
     weakref.WeakKeyDictionary()
 )
+_PREPARE_LOCK = threading.Lock()  # two first queries at once must not register twice
 
 
 def default_functions(intel_dir: Path | None = None) -> IpFunctions:
@@ -174,6 +176,11 @@ def default_functions(intel_dir: Path | None = None) -> IpFunctions:
 
 def prepare(store: ReadableStore, functions: IpFunctions | None = None) -> IpFunctions:
     """Register the query UDFs on the store's database once; returns the functions in use."""
+    with _PREPARE_LOCK:
+        return _prepare(store, functions)
+
+
+def _prepare(store: ReadableStore, functions: IpFunctions | None) -> IpFunctions:
     known = _FUNCTIONS.get(store)
     if known is not None and (functions is None or functions is known[0]):
         return known[0]
