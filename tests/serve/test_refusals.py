@@ -166,6 +166,19 @@ def test_token_webhook_config_and_cli_through_the_server(make_server: Any, tmp_p
     assert len(list(client.export(cluster="dev"))) == 30
     assert client.query("* | select count(1) as n")["rows"] == [[30]]
     assert client.prune("3650d")["deleted"] == 0
+    # the core CLI commands fall back to the server's API on the locked file
+    cli = [sys.executable, "-c", "from kaudit.cli.main import main; main()"]
+    res = subprocess.run(
+        [*cli, "stats", "--db", str(server.db), "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert orjson.loads(res.stdout)["events"] == 30
+    res = subprocess.run(
+        [*cli, "export", "--db", str(server.db), "--cluster", "dev"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert len(res.stdout.splitlines()) == 30, res.stderr
     listing = run_cli("token", "list", "--config", str(server.config_path))
     assert "ingest" in listing.stdout and "dev" in listing.stdout
     server.stop()

@@ -163,7 +163,6 @@ def parse_size(text: str) -> int:
 @click.option("--out", "out", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> None:
     """Write stored events as NDJSON, each exactly the JSON object that was ingested."""
-    from kaudit.store.duckdb import DuckDBStore
 
     clauses: list[str] = []
     params: list[Any] = []
@@ -179,12 +178,19 @@ def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> Non
         if tree is not None:
             clauses.append(f"({tree.sql(dialect=DUCKDB.sqlglot_dialect)})")
             params.extend(search_params.values)
+    from kaudit.serve.client import store_or_remote
+
+    local, remote = store_or_remote(db, read_only=True)  # the server's API if it holds the DB
     stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        with DuckDBStore.open(db, read_only=True) as store:
-            for raw in store.iter_raw(" AND ".join(clauses) or None, params):
-                stream.write(raw)
-                stream.write("\n")
+        if remote is not None:
+            for line in remote.export(where=where, cluster=cluster):
+                stream.write(line.decode())
+        else:
+            with local as store:
+                for raw in store.iter_raw(" AND ".join(clauses) or None, params):
+                    stream.write(raw)
+                    stream.write("\n")
     finally:
         if stream is not sys.stdout:
             stream.close()
@@ -195,10 +201,14 @@ def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> Non
 @click.option("--json", "as_json", is_flag=True)
 def stats_cmd(db: str, as_json: bool) -> None:
     """Counts by cluster, time range and size on disk."""
-    from kaudit.store.duckdb import DuckDBStore
+    from kaudit.serve.client import store_or_remote
 
-    with DuckDBStore.open(db, read_only=True) as store:
-        stats = store.stats()
+    local, remote = store_or_remote(db, read_only=True)  # the server's API if it holds the DB
+    if remote is not None:
+        stats = remote.stats()["store"]
+    else:
+        with local as store:
+            stats = store.stats()
     if as_json:
         _echo_json(stats)
         return
@@ -250,11 +260,15 @@ def rejects_cmd(db: str, reason: str | None, limit: int, as_json: bool) -> None:
 )
 def prune_cmd(db: str, older_than: str) -> None:
     """Delete old events (retention)."""
-    from kaudit.store.duckdb import DuckDBStore
+    from kaudit.serve.client import store_or_remote
 
     cutoff = datetime.now(UTC) - parse_duration(older_than)
-    with DuckDBStore.open(db) as store:
-        deleted = store.prune(cutoff)
+    local, remote = store_or_remote(db, read_only=False)  # the server's API if it holds the DB
+    if remote is not None:
+        deleted = int(remote.prune(older_than)["deleted"])
+    else:
+        with local as store:
+            deleted = store.prune(cutoff)
     click.echo(f"deleted {deleted:,} events older than {cutoff.isoformat(timespec='seconds')}")
 
 

@@ -181,3 +181,23 @@ def locked_error(db: str | Path) -> StoreError:
         f"the store {db} is locked by another process and no kaudit server answers for it; "
         "stop that process, or give the server with --server URL (and KAUDIT_TOKEN)"
     )
+
+
+def store_or_remote(db: str | Path, read_only: bool) -> tuple[Any, Client | None]:
+    """`(store, None)` normally; `(None, client)` when a running `kaudit serve` holds the
+    store's lock (or `KAUDIT_SERVER` names a server). Raises `locked_error` when the store is
+    locked and no server answers for it."""
+    from kaudit.store.duckdb import DuckDBStore
+
+    explicit = os.environ.get("KAUDIT_SERVER")
+    if explicit:
+        return None, remote_for(db, explicit)
+    try:
+        return DuckDBStore.open(db, read_only=read_only), None
+    except StoreError as exc:
+        if "in use" not in str(exc):
+            raise
+        client = remote_for(db)
+        if client is None:
+            raise locked_error(db) from None
+        return None, client
