@@ -11,8 +11,8 @@ import logging
 import ssl
 import sys
 import time
-from types import FrameType
 from collections.abc import Awaitable, Callable, MutableMapping
+from types import FrameType
 from typing import Any
 
 import orjson
