@@ -6,13 +6,15 @@ applied here as the same rule's `exceptions` (or by enabling the rule they switc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kaudit.detect.engine import run_all
+from kaudit.detect.compile import Window
+from kaudit.detect.engine import StreamingPlan, run_rule, run_streaming, span
 from kaudit.detect.load import builtin_rules
 from kaudit.detect.model import SEVERITY_RANK, Exceptions, Rule
 from kaudit.store.duckdb import DuckDBStore
@@ -30,9 +32,16 @@ def _with_exceptions(r: Rule, **more: tuple[str, ...]) -> Rule:
     return dataclasses.replace(r, exceptions=Exceptions(**merged), enabled=True)
 
 
+BUILTIN = builtin_rules()
+
+
 def rules_for(case: dict[str, Any]) -> list[Rule]:
-    rules = {r.id: r for r in builtin_rules()}
-    text = " ".join(case["overrides"])
+    return _rules_for(" ".join(case["overrides"]))
+
+
+@functools.cache
+def _rules_for(text: str) -> list[Rule]:
+    rules = {r.id: r for r in BUILTIN}
     for image in ("apache", "nginx"):
         # "allowed_k8s_containers := every image repository is X" switches on the rule
         if "allowed_k8s_containers" in text and image in text:
@@ -55,9 +64,17 @@ def fired(case: dict[str, Any]) -> list[Rule]:
     store = DuckDBStore.open(":memory:")
     try:
         store.ingest_events(events, redact=False)
-        return [by_id[h.rule_id] for h in run_all(store, rules)]
+        lo, hi = span(store)
+        hits = run_streaming(store, _plan(" ".join(case["overrides"])))
+        hits += [h for r in rules if not r.streaming for h in run_rule(store, r, Window(lo, hi))]
+        return [by_id[h.rule_id] for h in hits]
     finally:
         store.close()
+
+
+@functools.cache
+def _plan(text: str) -> StreamingPlan:
+    return StreamingPlan.build(_rules_for(text))
 
 
 POSITIVE = [c for c in CASES if c["expect_rules"] and c["name"] not in NOT_APPLICABLE]

@@ -9,6 +9,7 @@ Python call per event per rule). Scheduled and stateful rules run one query per 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,21 @@ from sqlglot import exp
 from kaudit.detect.compile import Window, compile_rule, retarget
 from kaudit.detect.condition import parse_condition
 from kaudit.detect.model import Match, Rule, RuleError, Scheduled
+from kaudit.enrich.functions import IpFunctions
 from kaudit.errors import QueryError
-from kaudit.query.run import prepare
+from kaudit.query.run import default_functions, prepare
 from kaudit.store.base import CompiledQuery
 from kaudit.store.duckdb import DuckDBStore
 
 MAX_EVENT_IDS = 100  # triggering event IDs kept per alert
+
+
+@functools.cache
+def shared_functions() -> IpFunctions:
+    """The geo/intel UDFs, loaded once per process: loading them costs far more than one
+    batch's detection, and short-lived stores (`kaudit detect`, inline tests) would pay it
+    each time."""
+    return default_functions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +93,8 @@ class StreamingPlan:
             return cls((), "", ())
         union: exp.Query = branches[0]
         for b in branches[1:]:
-            union = exp.union(union, b, distinct=False)
+            # built in place: exp.union() copies both sides, quadratic in the number of rules
+            union = exp.Union(this=union, expression=b, distinct=False)
         return cls(chosen, union.sql(dialect="duckdb"), tuple(params))
 
 
@@ -96,7 +107,7 @@ def run_streaming(
     """Evaluate every streaming rule over the rows stored after `since_rowid` (one statement)."""
     if not plan.rules:
         return []
-    prepare(store)
+    prepare(store, shared_functions())
     cur = store.reader()
     try:
         bound = "" if until_rowid is None else " AND rowid <= ?"
@@ -150,7 +161,7 @@ def run_rule(store: DuckDBStore, rule: Rule, window: Window | None, tz: str = "U
 
 
 def _hits_of(store: DuckDBStore, rule: Rule, compiled: CompiledQuery) -> list[Hit]:
-    fns = prepare(store)
+    fns = prepare(store, shared_functions())
     fns.start_query()
     cur = store.reader()
     try:
