@@ -174,3 +174,13 @@ def test_time_parsing() -> None:
     assert parse_time("2023-11-14T22:13:20Z", "Asia/Shanghai", "--from") == 1_700_000_000
     with pytest.raises(ConfigError):
         parse_time("yesterday", "UTC", "--to")
+
+
+def test_display_zone_setting(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = "* | select date_format(from_unixtime(min(__time__)), '%H:%i') as t"
+    monkeypatch.setenv("KAUDIT_TZ", "Asia/Shanghai")
+    assert json.loads(run("query", "--db", str(db), "--format", "json", q)[1]) == [{"t": "06:13"}]
+    monkeypatch.setenv("KAUDIT_TZ", "UTC")
+    assert json.loads(run("query", "--db", str(db), "--format", "json", q)[1]) == [{"t": "22:13"}]
+    out = run("query", "--db", str(db), "--format", "json", "--tz", "Asia/Shanghai", q)[1]
+    assert json.loads(out) == [{"t": "06:13"}]

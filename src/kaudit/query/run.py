@@ -67,7 +67,8 @@ def local_zone() -> str:
 
 
 def check_zone(tz: str | None) -> str:
-    name = tz or local_zone()
+    """The display zone: `tz`, else the KAUDIT_TZ setting, else the machine's zone."""
+    name = tz or os.environ.get("KAUDIT_TZ") or local_zone()
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
