@@ -29,7 +29,7 @@ from kaudit.errors import StoreError
 from kaudit.event.batch import RawBatch, Reject
 from kaudit.event.redact import redact_event
 from kaudit.store.base import AppendResult, CompiledQuery, QueryResult
-from kaudit.store.extract import column_exprs, transform_spec
+from kaudit.store.extract import column_exprs, key_spec, transform_spec
 from kaudit.store.schema import COLUMNS
 
 SCHEMA_VERSION = 1
@@ -94,7 +94,9 @@ class DuckDBStore:
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path = ":memory:", read_only: bool = False) -> DuckDBStore:
+    def open(
+        cls, path: str | Path = ":memory:", read_only: bool = False, memory_limit: str = "1GB"
+    ) -> DuckDBStore:
         spath = str(path)
         if spath != ":memory:":
             p = Path(spath)
@@ -116,6 +118,9 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store {spath}: {exc}") from exc
         # Event times are UTC; casting an offset timestamp must not depend on the machine.
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB would cache up to 80 % of the machine's memory; kaudit shares the machine
+        # (and bulk loads would otherwise keep every uncommitted row group cached).
+        con.execute(f"SET memory_limit = '{memory_limit}'")
         store = cls(con, spath, read_only)
         if not read_only:
             store._create()
@@ -167,15 +172,16 @@ class DuckDBStore:
             try:
                 if own_tx:
                     con.execute("BEGIN")
-                con.execute(self._insert_sql["stage"], [batch.cluster])
-                rejected += con.execute(
-                    "SELECT reason, count(*) FROM kaudit_staged WHERE reason IS NOT NULL "
+                con.execute(self._insert_sql["keys"], [batch.cluster])
+                counted = con.execute(
+                    "SELECT reason, count(*) FROM kaudit_keys WHERE reason IS NOT NULL "
                     "GROUP BY reason"
                 ).fetchall()
-                if rejected:
+                if counted:
                     con.execute(self._insert_sql["rejects"], [batch.source])
-                stored = self._insert_new(con, batch.source)
-                con.execute("DROP TABLE kaudit_staged")
+                rejected += counted
+                stored = self._insert_new(con, batch.source, batch.cluster)
+                con.execute("DROP TABLE kaudit_keys")
                 if own_tx:
                     con.execute("COMMIT")
             except duckdb.Error as exc:
@@ -224,12 +230,12 @@ class DuckDBStore:
             raise
         self.commit()
 
-    def _insert_new(self, con: duckdb.DuckDBPyConnection, source: str) -> int:
+    def _insert_new(self, con: duckdb.DuckDBPyConnection, source: str, cluster: str) -> int:
         """Insert the staged events not stored yet; returns how many were inserted."""
         sql = self._insert_sql
         bounds = con.execute(
             "SELECT count(*), min(__time__), max(__time__), count(__time__) "
-            "FROM kaudit_staged WHERE reason IS NULL"
+            "FROM kaudit_keys WHERE reason IS NULL"
         ).fetchone()
         if bounds is None or not bounds[0]:
             return 0
@@ -242,7 +248,7 @@ class DuckDBStore:
                 dup_row = con.execute("SELECT count(*) FROM kaudit_dup").fetchone()
                 if dup_row and dup_row[0]:
                     con.execute(sql["exact"])
-                row = con.execute(sql["events"], [source]).fetchone()
+                row = con.execute(sql["events"], [source, cluster]).fetchone()
             finally:
                 con.execute("DROP TABLE kaudit_dup")
         finally:
@@ -410,38 +416,42 @@ def _utf8_only(batch: RawBatch) -> tuple[RawBatch, list[Reject]]:
 def _build_insert_sql() -> dict[str, str]:
     """The statements of `append`, generated once from the schema.
 
-    `stage` parses each event once (`json_transform`) into the columns and classifies the
-    records that cannot be stored (not JSON, not an object, nothing of an audit event, a
-    timestamp that is not RFC 3339, a status code that is not an integer); `rejects` keeps
-    those aside; `fresh`, `dups` and `exact` find the events already stored; `events` inserts
-    the rest with their text.
+    `keys` reads each event's identity and checks it, with a small `json_transform`: what
+    cannot be stored (not JSON, not an object, nothing of an audit event, a timestamp that is
+    not RFC 3339, a status code that is not an integer) gets a reason; `rejects` keeps those
+    aside; `fresh`, `dups` and `exact` find the events already stored; `events` parses the rest
+    once more, whole, and inserts them with their text. Two parses cost less than carrying 30
+    columns through a temporary table.
     """
     exprs = column_exprs()
     stored_names = [c.name for c in STORED]
     select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
-    # TRY: a line that is not JSON gives NULL here instead of failing the whole batch.
-    stage = f"""
-    CREATE TEMP TABLE kaudit_staged AS
-    WITH parsed AS (
-        SELECT idx, line, text, redacted, ? AS cluster,
-               json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj,
-               CASE WHEN json_valid(text) THEN json_transform(text, '{transform_spec()}') END AS t
+    key = ("cluster", "auditID", "stage", "stageTimestamp")
+    key_exprs = ", ".join(f"{exprs[k]} AS {_ident(k)}" for k in (*key[1:], "__time__"))
+    # TRY-free: a line that is not JSON is never handed to json_transform.
+    keys = f"""
+    CREATE TEMP TABLE kaudit_keys AS
+    WITH valid AS (
+        SELECT idx, line, text, ? AS cluster,
+               json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj
         FROM kaudit_batch
-    ), cols AS (
-        SELECT idx, line, ok, obj, t.responseStatus.code AS code_text, hash(text) AS text_hash,
+    ), parsed AS (
+        SELECT *, CASE WHEN ok THEN json_transform(text, '{key_spec()}') END AS t FROM valid
+    ), k AS (
+        SELECT idx, line, ok, obj, hash(text) AS text_hash, cluster, {key_exprs},
+               t.responseStatus.code AS code_text,
                {_NOT_EVENT} AS not_event,
                coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp,
-                        t.metadata.creationTimestamp) AS time_text,
-               {select_cols}
+                        t.metadata.creationTimestamp) AS time_text
         FROM parsed
     )
-    SELECT * EXCLUDE (ok, obj, code_text, not_event, time_text),
+    SELECT idx, line, text_hash, {", ".join(_ident(k) for k in key)}, __time__,
       CASE
         WHEN NOT ok THEN 'invalid_json'
         WHEN NOT obj THEN 'not_an_object'
         WHEN not_event THEN 'not_an_event'
         WHEN time_text IS NOT NULL AND stageTimestamp IS NULL THEN 'bad_timestamp'
-        WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL THEN 'wrong_type'
+        WHEN code_text IS NOT NULL AND TRY_CAST(code_text AS INTEGER) IS NULL THEN 'wrong_type'
       END AS reason,
       CASE
         WHEN NOT ok THEN 'not valid JSON'
@@ -450,17 +460,16 @@ def _build_insert_sql() -> dict[str, str]:
              || 'requestURI, user, objectRef, sourceIPs, level'
         WHEN time_text IS NOT NULL AND stageTimestamp IS NULL
           THEN 'timestamp is not RFC 3339: ' || time_text
-        WHEN code_text IS NOT NULL AND "responseStatus.code" IS NULL
+        WHEN code_text IS NOT NULL AND TRY_CAST(code_text AS INTEGER) IS NULL
           THEN 'field responseStatus.code: expected an integer, got ' || code_text
       END AS message
-    FROM cols
+    FROM k
     """
     rejects = """
     INSERT INTO rejects
     SELECT now()::TIMESTAMP, s.cluster, ?, s.line, s.reason, s.message, b.text
-    FROM kaudit_staged s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
+    FROM kaudit_keys s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
     """
-    key = ("cluster", "auditID", "stage", "stageTimestamp")
     key_cols = ", ".join(_ident(k) for k in key)
     insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source"])
     on = " AND ".join(f"f.{_ident(k)} IS NOT DISTINCT FROM e.{_ident(k)}" for k in key)
@@ -477,7 +486,7 @@ def _build_insert_sql() -> dict[str, str]:
 
     fresh = f"""
     CREATE TEMP TABLE kaudit_fresh AS
-    SELECT idx, {key_cols} FROM kaudit_staged WHERE reason IS NULL
+    SELECT idx, {key_cols} FROM kaudit_keys WHERE reason IS NULL
     QUALIFY row_number() OVER (PARTITION BY {key_cols}, text_hash ORDER BY idx) = 1
     """
 
@@ -497,13 +506,15 @@ def _build_insert_sql() -> dict[str, str]:
     """
     events = f"""
     INSERT INTO {ROWS} ({insert_cols})
-    SELECT {", ".join("s." + _ident(n) for n in stored_names)}, b.text, strlen(b.text), ?
-    FROM kaudit_staged s SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
-    JOIN kaudit_batch b USING (idx)
-    ORDER BY s.idx
+    SELECT {select_cols}, text, strlen(text), ?
+    FROM (
+        SELECT b.idx, b.text, b.redacted, ? AS cluster,
+               json_transform(b.text, '{transform_spec()}') AS t
+        FROM kaudit_batch b SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
+    )
     """
     return {
-        "stage": stage,
+        "keys": keys,
         "rejects": rejects,
         "fresh": fresh,
         "dups": dups(False),

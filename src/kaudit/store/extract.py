@@ -44,6 +44,20 @@ def transform_spec() -> str:
     return json.dumps(spec)
 
 
+def key_spec() -> str:
+    """The small json_transform structure of the first pass: identity, time and what tells an
+    audit event, nothing else (the containers only as JSON, for their presence)."""
+    spec: dict[str, Any] = json.loads(json.dumps(_EXTRA_PATHS))
+    for name in ("auditID", "stage", "verb", "requestURI", "level"):
+        spec[name] = "VARCHAR"
+    for name in ("stageTimestamp", "requestReceivedTimestamp"):
+        spec[name] = "VARCHAR"
+    for name in ("user", "objectRef", "sourceIPs"):
+        spec[name] = "JSON"
+    spec["responseStatus"] = {"code": "VARCHAR"}
+    return json.dumps(spec)
+
+
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -81,7 +95,10 @@ def column_exprs() -> dict[str, str]:
         elif col.name == "auditID":
             # Hand-written samples may lack an auditID; a digest of the event keeps them
             # distinct and idempotent (the raw event is not changed).
-            exprs[col.name] = "COALESCE(NULLIF(t.auditID, ''), 'kaudit-' || md5(text))"
+            exprs[col.name] = (
+                "CASE WHEN t.auditID IS NULL OR t.auditID = '' "
+                "THEN 'kaudit-' || md5(text) ELSE t.auditID END"
+            )
         elif col.name == "objectRef.apiGroup":
             # v1alpha1: no apiGroup; objectRef.apiVersion is "group/version" (§8.3)
             exprs[col.name] = (
