@@ -172,3 +172,14 @@ def test_iter_events_gives_typed_records(shared: Path) -> None:
     exec_ev = next(e for e in events if e.subresource == "exec")
     assert exec_ev.verb in ("create", "get") and exec_ev.resource == "pods"
     assert exec_ev.stage_time.tzinfo is not None and exec_ev.raw["auditID"] == exec_ev.audit_id
+
+
+def test_export_selects_by_cluster_and_search(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    evs = [event(i, verb="delete" if i % 2 else "get") for i in range(6)]
+    write_ndjson(tmp_path / "a.log", evs)
+    _ingest(kaudit, db, "--cluster", "a", str(tmp_path / "a.log"))
+    _ingest(kaudit, db, "--cluster", "b", str(tmp_path / "a.log"))
+    rows = exported(kaudit, db, "--cluster", "b", "--where", "verb:delete")
+    assert _ids(rows) == _ids([e for e in evs if e["verb"] == "delete"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from kaudit import units
 from kaudit.errors import ConfigError
 from kaudit.event.decode import FORMATS
 
@@ -25,16 +25,13 @@ db_option = click.option(
     help="The DuckDB store file.",
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `12h`, `7d`, `2w`."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ConfigError(f"not a duration: {text!r} (use e.g. 15m, 12h, 7d)")
-    return timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
+    """`90s`, `15m`, `12h`, `7d`, `2w` as a timedelta; a ConfigError otherwise."""
+    try:
+        return timedelta(seconds=units.parse_duration(text))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _echo_json(obj: Any) -> None:
@@ -144,16 +141,11 @@ def _print_summary(s: dict[str, Any], db: str) -> None:
         click.echo("see them with: kaudit rejects" + ("" if db == DEFAULT_DB else f" --db {db}"))
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
-
-
 def parse_size(text: str) -> int:
-    m = _SIZE.match(text)
-    if not m:
-        raise ConfigError(f"not a size: {text!r} (use e.g. 512KiB, 8MiB)")
-    unit = (m.group(2) or "b").lower()[:1]
-    mult = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
-    return int(float(m.group(1)) * mult)
+    try:
+        return units.parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @click.command("export")
@@ -164,21 +156,10 @@ def parse_size(text: str) -> int:
 def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> None:
     """Write stored events as NDJSON, each exactly the JSON object that was ingested."""
 
-    clauses: list[str] = []
-    params: list[Any] = []
-    if cluster is not None:
-        clauses.append("cluster = ?")
-        params.append(cluster)
-    if where:
-        from kaudit.query.dialect import DUCKDB
-        from kaudit.query.to_sql import Params, compile_search
-
-        search_params = Params()
-        tree = compile_search(where, search_params, DUCKDB)
-        if tree is not None:
-            clauses.append(f"({tree.sql(dialect=DUCKDB.sqlglot_dialect)})")
-            params.extend(search_params.values)
+    from kaudit.query.to_sql import selection_filter
     from kaudit.serve.client import store_or_remote
+
+    sql, params = selection_filter(where, cluster)
 
     local, remote = store_or_remote(db, read_only=True)  # the server's API if it holds the DB
     stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
@@ -188,7 +169,7 @@ def export_cmd(db: str, where: str | None, cluster: str | None, out: str) -> Non
                 stream.write(line.decode())
         else:
             with local as store:
-                for raw in store.iter_raw(" AND ".join(clauses) or None, params):
+                for raw in store.iter_raw(sql, params):
                     stream.write(raw)
                     stream.write("\n")
     finally:

@@ -42,7 +42,7 @@ def _time(text: str) -> int:
 
 
 def _duration(text: str) -> int:
-    from kaudit.detect.load import parse_duration
+    from kaudit.units import parse_duration
 
     try:
         return parse_duration(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,16 +15,16 @@ from kaudit.sample.generate import (
     DEFAULT_NODES,
     write_ndjson,
 )
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from kaudit.units import parse_duration
 
 
 def _duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip())
-    if m is None or int(m.group(1)) == 0:
-        raise ConfigError(f"--span: expected a duration such as 30m, 24h or 7d, got {text!r}")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError:
+        raise ConfigError(
+            f"--span: expected a duration such as 30m, 24h or 7d, got {text!r}"
+        ) from None
 
 
 def _start(text: str | None) -> datetime | None:

@@ -15,10 +15,10 @@ from kaudit.errors import KauditError, UserError
 
 def _commands() -> dict[str, click.Command]:
     # Plain registry built at start-up; each surface module exports its commands.
-    from kaudit.cli import core, demo, generate, policy, query
+    from kaudit.cli import core, demo, detect, generate, policy, query, serve
 
     registry: dict[str, click.Command] = {}
-    for module in (core, demo, generate, policy, query):
+    for module in (core, demo, detect, generate, policy, query, serve):
         registry.update(module.COMMANDS)
     return registry
 

@@ -17,24 +17,18 @@ from zoneinfo import ZoneInfo
 import click
 import orjson
 
+from kaudit import units
 from kaudit.errors import ConfigError, InputError, Location
 
 DEFAULT_DB = Path("kaudit-data") / "kaudit.duckdb"
-_DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> int:
     """`15m`, `2h`, `7d`, `1h30m` -> seconds."""
-    pos, total = 0, 0
-    for m in _DURATION.finditer(text.strip()):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    if pos != len(text.strip()) or total <= 0:
-        raise ConfigError(f"--last: not a duration: {text!r} (use e.g. 15m, 2h, 7d)")
-    return total
+    try:
+        return units.parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--last: {exc}") from None
 
 
 def parse_time(text: str, tz: str, option: str) -> int:

@@ -35,9 +35,8 @@ from kaudit.detect.model import (
     Threshold,
 )
 from kaudit.errors import Location
+from kaudit.units import parse_duration
 
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
 _LEVELS = ("None", "Metadata", "Request", "RequestResponse")
@@ -48,14 +47,6 @@ TOP_KEYS = {
     "match", "query", "threshold", "new_term", "cardinality", "spike", "sequence",
 }  # fmt: skip
 KINDS = ("match", "query", "threshold", "new_term", "cardinality", "spike", "sequence")
-
-
-def parse_duration(text: str) -> int:
-    """`90s`, `15m`, `2h`, `7d` -> seconds; ValueError otherwise."""
-    m = _DURATION.match(text.strip())
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
-    return int(m.group(1)) * _UNIT[m.group(2)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,3 +232,29 @@ def compile_search(
     """Parse and compile a search statement; None when it selects everything."""
     tree = search.parse(text, offset)
     return SearchCompiler(text, params, target, offset).compile(tree)
+
+
+def selection_filter(
+    where: str | None,
+    cluster: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    target: Target = DUCKDB,
+) -> tuple[str | None, list[Any]]:
+    """The WHERE clause (or None) and its values selecting events by an SLS search, a cluster
+    and a `[start, end)` window of unix seconds — what `export` reads, locally or by the API."""
+    params = Params()
+    preds: list[exp.Expr] = []
+    if cluster is not None:
+        preds.append(exp.EQ(this=column("cluster"), expression=params.add(cluster)))
+    if start is not None:
+        preds.append(exp.GTE(this=column("__time__"), expression=params.add(start)))
+    if end is not None:
+        preds.append(exp.LT(this=column("__time__"), expression=params.add(end)))
+    if where:
+        tree = compile_search(where, params, target)
+        if tree is not None:
+            preds.append(exp.paren(tree))
+    if not preds:
+        return None, []
+    return exp.and_(*preds).sql(dialect=target.sqlglot_dialect), params.values

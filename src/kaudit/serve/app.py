@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from kaudit.errors import ConfigError, QueryError, StoreError, UserError
+from kaudit.query.to_sql import selection_filter
 from kaudit.serve import metrics
 from kaudit.serve.auth import Principal, TokenStore, bearer, may, tokens_path
 from kaudit.serve.config import ServeConfig
@@ -218,33 +219,6 @@ def _duration(text: str) -> timedelta:
     from kaudit.cli.core import parse_duration
 
     return parse_duration(text)
-
-
-def export_filter(
-    where: str | None, cluster: str | None, start: int | None = None, end: int | None = None
-) -> tuple[str | None, list[Any]]:
-    """The WHERE clause and parameters of an export (as `kaudit export` builds them)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if cluster is not None:
-        clauses.append("cluster = ?")
-        params.append(cluster)
-    if start is not None:
-        clauses.append("__time__ >= ?")
-        params.append(start)
-    if end is not None:
-        clauses.append("__time__ < ?")
-        params.append(end)
-    if where:
-        from kaudit.query.dialect import DUCKDB
-        from kaudit.query.to_sql import Params, compile_search
-
-        search_params = Params()
-        tree = compile_search(where, search_params, DUCKDB)
-        if tree is not None:
-            clauses.append(f"({tree.sql(dialect=DUCKDB.sqlglot_dialect)})")
-            params.extend(search_params.values)
-    return (" AND ".join(clauses) or None), params
 
 
 def _client_cert_cluster(request: Request, cfg: ServeConfig) -> str | None:
@@ -465,7 +439,7 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
     ) -> StreamingResponse:
         store = rt.reader_store()
         try:
-            sql, params = export_filter(where, cluster, start, end)
+            sql, params = selection_filter(where, cluster, start, end)
         except QueryError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from kaudit.errors import ConfigError, Location
+from kaudit.units import parse_size
 
 DEFAULT_DB = "./kaudit-data/kaudit.duckdb"
 
@@ -114,24 +115,14 @@ follow: []                       # log files to follow, e.g.
 #    redact: true
 """
 
-_SIZE_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _LEVELS = ("debug", "info", "warning", "error")
 
 
 def _size(value: Any, key: str, loc: Location) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower().removesuffix("ib").removesuffix("b")
-        unit = text[-1:] if text[-1:] in _SIZE_UNITS else "b"
-        number = text[:-1] if text[-1:] in _SIZE_UNITS else text
-        try:
-            n = int(float(number) * _SIZE_UNITS[unit])
-        except ValueError:
-            n = 0
-        if n > 0:
-            return n
-    raise ConfigError(f"{key}: not a size: {value!r} (e.g. 8MiB, 512KiB)", loc)
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise ConfigError(f"{key}: not a size: {value!r} (e.g. 8MiB, 512KiB)", loc) from None
 
 
 def _typed(value: Any, kind: type, key: str, loc: Location) -> Any:
