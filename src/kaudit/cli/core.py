@@ -237,12 +237,31 @@ def rejects_cmd(db: str, reason: str | None, limit: int, as_json: bool) -> None:
 @click.command("prune")
 @db_option
 @click.option(
-    "--older-than", "older_than", required=True, help="Delete events older than this (e.g. 7d)."
+    "--older-than",
+    "older_than",
+    default=None,
+    help="Delete events older than this (e.g. 7d); default: `retention` of the config file.",
 )
-def prune_cmd(db: str, older_than: str) -> None:
+@click.option(
+    "--config",
+    "config",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="kaudit.yaml whose `retention` applies (default: ./kaudit.yaml if present).",
+)
+def prune_cmd(db: str, older_than: str | None, config: str | None) -> None:
     """Delete old events (retention)."""
     from kaudit.serve.client import store_or_remote
+    from kaudit.serve.config import load_config
 
+    if older_than is None:
+        path = config or ("kaudit.yaml" if Path("kaudit.yaml").exists() else None)
+        retention = load_config(path).retention if path else None
+        if retention is None:
+            raise ConfigError(
+                "say how old: --older-than 7d, or `retention: 7d` in kaudit.yaml (--config)"
+            )
+        older_than = f"{retention}s"
     cutoff = datetime.now(UTC) - parse_duration(older_than)
     local, remote = store_or_remote(db, read_only=False)  # the server's API if it holds the DB
     if remote is not None:

@@ -96,6 +96,10 @@ class Runtime:
                 )
                 self.followers.append(f)
                 self.threads.append(t)
+        if cfg.retention is not None:
+            self.threads.append(
+                threading.Thread(target=self._retention, name="retention", daemon=True)
+            )
         for t in self.threads:
             t.start()
         if self.write_server_file:
@@ -117,6 +121,26 @@ class Runtime:
         if self.write_server_file:
             self._remove_server_file()
         log.info("kaudit serve stopped")
+
+    def _retention(self, interval: float = 3600.0) -> None:
+        """Apply `retention` at start and then every `interval` seconds until stopped."""
+        while True:
+            try:
+                self.prune_expired()
+            except Overloaded:
+                return  # shutting down
+            except StoreError as exc:
+                log.error("retention failed", extra={"error": str(exc)})
+            if self.stop_event.wait(interval):
+                return
+
+    def prune_expired(self) -> int:
+        """Delete events older than `retention`, on the writer thread between group commits."""
+        assert self.config.retention is not None and self.writer is not None
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.config.retention)
+        deleted = int(self.writer.exclusive(lambda s: s.prune(cutoff)).result())
+        log.info("retention", extra={"deleted": deleted, "before": cutoff.isoformat()})
+        return deleted
 
     def _load_checkpoint(self, key: str) -> checkpoint.Checkpoint | None:
         assert self.store is not None

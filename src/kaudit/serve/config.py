@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from kaudit.errors import ConfigError, Location
-from kaudit.units import parse_size
+from kaudit.units import parse_duration, parse_size
 
 DEFAULT_DB = "./kaudit-data/kaudit.duckdb"
 
@@ -67,6 +67,7 @@ class ServeConfig:
     writer: WriterConfig = field(default_factory=WriterConfig)
     follow: tuple[FollowConfig, ...] = ()
     stalled_after: float = 300.0  # seconds of silence after which a cluster or file is stalled
+    retention: int | None = None  # seconds; older events are deleted (hourly), None keeps all
     metrics_need_token: bool = True  # /metrics needs a viewer token (Prometheus: bearer_token)
     log_level: str = "info"
     config_path: str | None = None
@@ -91,6 +92,8 @@ host: 127.0.0.1                  # listen address (0.0.0.0 to accept other machi
 port: 8700                       # listen port (webhook, API, /metrics, /healthz, /readyz)
 public_url: null                 # URL others reach kaudit at (default: from host, port, tls)
 stalled_after: 300               # seconds of silence after which a cluster/file is "stalled"
+retention: null                  # delete events older than this, e.g. 7d (checked hourly;
+                                 # `kaudit prune` uses it too); null keeps everything
 metrics_need_token: true         # /metrics asks for a viewer token (Prometheus bearer_token)
 log_level: info                  # debug, info, warning, error (JSON lines on stderr)
 tls:
@@ -244,6 +247,11 @@ def parse_config(text: str, source: str = "<config>") -> ServeConfig:
         vals["port"] = port
     if "stalled_after" in data:
         vals["stalled_after"] = _typed(data["stalled_after"], float, "stalled_after", loc)
+    if data.get("retention") is not None:
+        try:
+            vals["retention"] = parse_duration(str(data["retention"]))
+        except ValueError as exc:
+            raise ConfigError(f"retention: {exc}", loc) from None
     if "metrics_need_token" in data:
         vals["metrics_need_token"] = _typed(
             data["metrics_need_token"], bool, "metrics_need_token", loc
