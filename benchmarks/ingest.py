@@ -28,6 +28,7 @@ import sys, time, duckdb
 src, db, spec, select = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 con = duckdb.connect(db)
 con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
 t0 = time.perf_counter()
 con.execute(
     f"CREATE TABLE events AS SELECT {select} FROM "

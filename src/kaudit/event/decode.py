@@ -315,7 +315,7 @@ class DecodeOptions:
     format: str = "auto"
     redact: bool = True
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
-    batch_size: int = 100_000
+    batch_size: int = 50_000
     csv_columns: tuple[str, ...] | None = None
 
 

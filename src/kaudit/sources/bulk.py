@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from kaudit.errors import UserError
 from kaudit.event.batch import Reject
@@ -14,7 +17,7 @@ from kaudit.store.duckdb import DuckDBStore
 
 # Commit at least this often during a large import, so that an interrupted run keeps what it
 # stored (re-running it stores the rest: appends are idempotent).
-COMMIT_EVERY = 1_000_000
+COMMIT_EVERY = 250_000
 
 
 @dataclass(slots=True)
@@ -45,6 +48,45 @@ class IngestReport:
 
 
 Progress = Callable[[Input, int], None]
+_T = TypeVar("_T")
+_DONE = object()
+
+
+def read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """`items`, produced by a thread of their own up to `depth` ahead: decoding the next batch
+    in Python overlaps with DuckDB storing this one (DuckDB releases the GIL while it works).
+    An exception in the producer is raised here, in order."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put((_DONE, exc))
+
+    worker = threading.Thread(target=produce, name="kaudit-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is _DONE:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def ingest(
@@ -62,7 +104,7 @@ def ingest(
         pending = 0
         store.begin()
         try:
-            for batch, rejects in decoder.batches(inp):
+            for batch, rejects in read_ahead(decoder.batches(inp)):
                 result = store.append(batch)
                 if rejects:
                     store.add_rejects(options.cluster, rejects)

@@ -33,6 +33,7 @@ from kaudit.store.extract import column_exprs, key_spec, transform_spec
 from kaudit.store.schema import COLUMNS
 
 SCHEMA_VERSION = 1
+_SCAN_CHUNK = 8192
 # Columns computed from `raw` when read instead of stored twice.
 VIRTUAL = {
     "annotations": "json_extract(raw, '$.annotations')",
@@ -118,6 +119,7 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store {spath}: {exc}") from exc
         # Event times are UTC; casting an offset timestamp must not depend on the machine.
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # it would write into kaudit's output
         # DuckDB would cache up to 80 % of the machine's memory; kaudit shares the machine
         # (and bulk loads would otherwise keep every uncommitted row group cached).
         con.execute(f"SET memory_limit = '{memory_limit}'")
@@ -164,6 +166,8 @@ class DuckDBStore:
                 "redacted": pa.array(batch.redacted, type=pa.bool_()),
             }
         )
+        # DuckDB scans an Arrow table one record batch per thread: cut it so both cores work.
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_CHUNK))
         rejected: list[tuple[Any, ...]] = [("not_utf8", len(not_utf8))] if not_utf8 else []
         with self._write_lock:
             con = self._con
