@@ -8,7 +8,8 @@ from pathlib import Path
 
 from click.testing import Result
 
-from kaudit.cli.demo import ATTACKS, BRIEF_A, SUMMARY
+from kaudit.cli.demo import ATTACKS, SUMMARY
+from kaudit.query.brief import QUERY_A
 from kaudit.query.run import run_query
 from kaudit.store.duckdb import DuckDBStore
 
@@ -35,7 +36,7 @@ def test_demo_runs_and_is_idempotent(kaudit: Callable[..., Result], tmp_path: Pa
         json.loads(x)["auditID"] for x in (data / "sample-truth.jsonl").read_text().splitlines()
     }
     with DuckDBStore.open(data / "kaudit.duckdb", read_only=True) as store:
-        rows = run_query(store, BRIEF_A).rows
+        rows = run_query(store, QUERY_A).rows
     assert execs and {r[0] for r in rows} == execs and execs <= truth
     again = kaudit("demo", "--data", str(data), "--events", "6000", "--seed", "3")
     assert "stored 0  duplicates 6,000" in again.output

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from kaudit.query.brief import QUERY_A, QUERY_B
+
 # (title, SLS query). Each is an ordinary `kaudit query`; the demo prints them so users can
 # copy them.
 SUMMARY: tuple[tuple[str, str], ...] = (
@@ -42,35 +44,9 @@ SUMMARY: tuple[tuple[str, str], ...] = (
     ),
 )
 
-# The brief's query A (exec into a container) and B (public IPs failing more than half of
-# over 10 requests), as written in the article with its lost commas restored.
-BRIEF_A = (
-    "verb : create and objectRef.subresource:exec and stage:  ResponseStarted | SELECT auditID "
-    'as "事件ID", date_format(from_unixtime(__time__), \'%Y-%m-%d %T\') as "操作时间", '
-    'regexp_extract("requestURI", \'([^?]*)/exec?.*\', 1) as "资源", '
-    'regexp_extract("requestURI", \'\\?(.*)\', 1) as "命令", "responseStatus.code" as '
-    '"状态码", CASE WHEN "user.username" != \'kubernetes-admin\' then "user.username" WHEN '
-    "\"user.username\" = 'kubernetes-admin' and regexp_like("
-    "\"annotations.authorization.k8s.io/reason\", 'RoleBinding') then regexp_extract("
-    '"annotations.authorization.k8s.io/reason", \' to User "(\\w+)"\', 1) ELSE '
-    "'kubernetes-admin' END as \"操作账号\", CASE WHEN json_array_length(sourceIPs) = 1 then "
-    'json_format(json_array_get(sourceIPs, 0)) ELSE sourceIPs END as "源地址" limit 100'
-)
-BRIEF_B = (
-    '* | select ip as "源地址", total as "访问次数", round(rate * 100, 2) as "失败率%", '
-    "failCount as \"非法访问次数\", CASE when security_check_ip(ip) = 1 then 'yes' else 'no' "
-    'end as "是否高危IP", ip_to_country(ip) as "国家", ip_to_province(ip) as "省", '
-    'ip_to_city(ip) as "市", ip_to_provider(ip) as "运营商" from (select CASE WHEN '
-    "json_array_length(sourceIPs) = 1 then json_format(json_array_get(sourceIPs, 0)) ELSE "
-    'sourceIPs END as ip, count(1) as total, sum(CASE WHEN "responseStatus.code" < 400 then 0 '
-    'ELSE 1 END) * 1.0 / count(1) as rate, count_if("responseStatus.code" = 403) as failCount '
-    "from log group by ip limit 10000) where ip_to_domain(ip) != 'intranet' having "
-    '"访问次数" > 10 and "失败率%" > 50 ORDER by "访问次数" desc limit 100'
-)
-
 ATTACKS: tuple[tuple[str, str], ...] = (
-    ("Brief 7.1 — exec into a container (query A)", BRIEF_A),
-    ("Brief 7.2 — public IPs failing > 50 % of > 10 requests (query B)", BRIEF_B),
+    ("Brief 7.1 — exec into a container (query A)", QUERY_A),
+    ("Brief 7.2 — public IPs failing > 50 % of > 10 requests (query B)", QUERY_B),
     (
         "Exec/attach/port-forward over WebSocket (verb get)",
         "verb:get and (objectRef.subresource:exec or objectRef.subresource:attach or "
