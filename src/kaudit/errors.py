@@ -5,9 +5,13 @@
     │   ├── InputError               a file or stream that cannot be opened or read
     │   ├── DecodeError              one malformed event or record (kept aside as a reject)
     │   ├── PolicyError              an invalid audit policy (field path, file line)
+    │   │   └── PolicyFieldError     one field, with the apiserver's error type (policy.validate)
     │   ├── QueryError               an invalid SLS query (position and caret)
+    │   ├── RuleError                an invalid detection rule file (file:line:col)
     │   └── ConfigError              a bad setting or command-line combination
-    └── StoreError                   the store failed (locked, corrupt, disk full)
+    ├── StoreError                   the store failed (locked, corrupt, disk full)
+    ├── RemoteError                  the kaudit server answered with an error (serve.client)
+    └── DeliveryError                an alert channel could not deliver (alert.channels)
 
 Every error that points into a text carries a `Location` so that the message reads
 `file:line:col: what`.
@@ -77,6 +81,10 @@ class PolicyError(UserError):
 
 class QueryError(UserError):
     """An SLS query is invalid."""
+
+
+class RuleError(UserError):
+    """A rule file is invalid; the location is the YAML node at fault."""
 
 
 class ConfigError(UserError):

@@ -10,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kaudit.errors import Location, UserError
+from kaudit.errors import Location
+from kaudit.errors import RuleError as RuleError  # re-exported: rules raise it
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
 # SLS v2 severity numbers (sls-query §3.1): 10 critical, 8 high, 6 medium, 4 low, 2 report.
 SLS_SEVERITY: dict[str, int] = {"critical": 10, "high": 8, "medium": 6, "low": 4, "info": 2}
-
-
-class RuleError(UserError):
-    """A rule file is invalid; the location is the YAML node at fault."""
 
 
 @dataclass(frozen=True, slots=True)
