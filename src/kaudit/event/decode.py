@@ -328,7 +328,8 @@ class Decoder:
         self.options = options
 
     def batches(self, inp: Input) -> Iterator[tuple[RawBatch, list[Reject]]]:
-        """Batches of at most `batch_size` events; every batch comes with its rejects."""
+        """Batches of about `batch_size` events (a block of lines is not split); every batch
+        comes with the rejects found while reading it."""
         rejects: list[Reject] = []
         batch = self._new_batch(inp)
         for item in self._records(inp, rejects):
