@@ -112,7 +112,8 @@ class DuckDBStore:
             if "lock" in str(exc).lower():
                 raise StoreError(
                     f"the store {spath} is in use by another kaudit process (DuckDB allows one "
-                    "writer per file); stop it, or send the command to the running server"
+                    "writer per file): stop it, or go through `kaudit serve` (query, stats, "
+                    "export and prune do when it runs; send events to its webhook)"
                 ) from exc
             raise StoreError(f"cannot open the store {spath}: {exc}") from exc
         except duckdb.Error as exc:
