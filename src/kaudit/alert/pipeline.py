@@ -3,15 +3,20 @@ functions of `noise`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-from kaudit.alert.channels import Channel, deliver
+from kaudit.alert.channels import CHANNEL_TYPES, Channel, ConsoleChannel, Texts, deliver
 from kaudit.alert.model import Alert, Clock, fingerprint
-from kaudit.alert.noise import Route, Throttle, Update, apply_hits, plan_messages
+from kaudit.alert.noise import Message, Route, Throttle, Update, apply_hits, plan_messages
 from kaudit.alert.store import AlertStore
 from kaudit.detect.engine import Hit
-from kaudit.detect.model import Rule
+from kaudit.detect.model import SEVERITY_RANK, Rule
+from kaudit.errors import ConfigError
 
 
 @dataclass(slots=True)
@@ -47,3 +52,134 @@ class Notifier:
                 for a in msg.alerts:
                     self.alerts.record_delivery_error(a.fingerprint, err)
         return updates
+
+
+# --- construction from kaudit.yaml `alerts:` (serve, demo) -----------------------------------
+
+_NOT_SETTINGS = {"name", "texts", "clock", "write"}
+
+
+@dataclass(slots=True)
+class ReadableConsoleChannel:
+    """One readable line per alert (severity, rule, title, display fields) on a writer:
+    the `console` channel of `kaudit serve` and the demo (stderr)."""
+
+    name: str
+    write: Callable[[str], Any]
+    lang: str = "zh"
+
+    def send(self, message: Message) -> None:
+        for a in message.alerts:
+            when = datetime.fromtimestamp(a.last_seen, UTC).strftime("%H:%M:%S")
+            shown = "  ".join(f"{k}={v}" for k, v in a.fields.items() if v not in (None, ""))
+            count = f" x{a.count}" if a.count > 1 else ""
+            self.write(
+                f"ALERT {when} [{a.severity}] {a.rule_id} {a.fingerprint}{count}: "
+                f"{a.title}  {shown}\n"
+            )
+        if message.held_back:
+            self.write(f"ALERT held back by the throttle: {len(message.held_back)} more\n")
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def channel_from_config(
+    name: str, spec: Mapping[str, Any], write: Callable[[str], Any] = _stderr
+) -> Channel:
+    """One channel from its `alerts.channels.NAME` mapping: `type` plus that type's settings
+    (the channel class's fields), `lang`, `title` and `text` templates."""
+    where = f"alerts.channels.{name}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with a type")
+    kind = spec.get("type")
+    types = sorted([*CHANNEL_TYPES, "console", "console-json"])
+    if kind == "console":
+        _only(spec, {"type", "lang"}, where)
+        return ReadableConsoleChannel(name, write, str(spec.get("lang", "zh")))
+    if kind == "console-json":
+        _only(spec, {"type"}, where)
+        return ConsoleChannel(name, write)
+    cls = CHANNEL_TYPES.get(str(kind))
+    if cls is None:
+        raise ConfigError(f"{where}.type: {kind!r} is not one of {', '.join(types)}")
+    settings = {f.name: f for f in dataclasses.fields(cls) if f.name not in _NOT_SETTINGS}
+    _only(spec, {"type", "lang", "title", "text", *settings}, where)
+    args: dict[str, Any] = {}
+    for key, f in settings.items():
+        if key not in spec:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}.{key}: required for a {kind} channel")
+            continue
+        v = spec[key]
+        if key == "to":
+            v = (v,) if isinstance(v, str) else tuple(str(x) for x in v or ())
+        elif key in ("port",):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{where}.{key}: expected a number, got {v!r}")
+        elif key == "headers":
+            if not isinstance(v, Mapping):
+                raise ConfigError(f"{where}.headers: expected a mapping")
+            v = {str(a): str(b) for a, b in v.items()}
+        elif key in ("starttls",):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false")
+        elif key == "body" or key == "timeout":
+            pass
+        elif v is not None:
+            v = str(v)
+        args[key] = v
+    if "texts" in {f.name for f in dataclasses.fields(cls)}:
+        default_lang = "en" if kind in ("slack", "alertmanager", "syslog") else "zh"
+        lang = str(spec.get("lang", default_lang))
+        if lang not in ("zh", "en"):
+            raise ConfigError(f"{where}.lang: zh or en")
+        args["texts"] = Texts(lang, spec.get("title"), spec.get("text"))
+    ch: Channel = cls(name=name, **args)
+    return ch
+
+
+def _only(spec: Mapping[str, Any], known: set[str], where: str) -> None:
+    for k in spec:
+        if k not in known:
+            raise ConfigError(f"unknown setting {where}.{k} (known: {', '.join(sorted(known))})")
+
+
+def routes_from_config(items: Sequence[Any], channels: Mapping[str, Channel]) -> list[Route]:
+    """`alerts.routes`; none given: every alert goes to every channel."""
+    if not items:
+        return [Route(tuple(channels))] if channels else []
+    out = []
+    for i, item in enumerate(items):
+        where = f"alerts.routes[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: expected a mapping with channels")
+        _only(item, {"channels", "min_severity", "labels", "rules", "stop"}, where)
+        chans = item.get("channels")
+        chans = [chans] if isinstance(chans, str) else chans
+        if not chans or not isinstance(chans, list):
+            raise ConfigError(f"{where}.channels: a list of channel names")
+        for c in chans:
+            if c not in channels:
+                raise ConfigError(f"{where}.channels: no channel {c!r} in alerts.channels")
+        sev = str(item.get("min_severity", "info"))
+        if sev not in SEVERITY_RANK:
+            raise ConfigError(f"{where}.min_severity: one of {', '.join(SEVERITY_RANK)}")
+        labels = item.get("labels") or {}
+        if not isinstance(labels, Mapping):
+            raise ConfigError(f"{where}.labels: expected a mapping")
+        rules = item.get("rules") or []
+        if not isinstance(rules, list):
+            raise ConfigError(f"{where}.rules: expected a list of rule ids")
+        out.append(
+            Route(
+                tuple(str(c) for c in chans),
+                sev,
+                tuple((str(k), str(v)) for k, v in labels.items()),
+                tuple(str(r) for r in rules),
+                bool(item.get("stop", False)),
+            )
+        )
+    return out

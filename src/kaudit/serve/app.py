@@ -28,11 +28,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from kaudit.alert.store import AlertStore
 from kaudit.errors import ConfigError, QueryError, StoreError, UserError
 from kaudit.query.to_sql import selection_filter
 from kaudit.serve import metrics
 from kaudit.serve.auth import Principal, TokenStore, bearer, may, tokens_path
 from kaudit.serve.config import ServeConfig
+from kaudit.serve.detection import GAP_RULE, Detector
 from kaudit.serve.health import Health
 from kaudit.serve.writer import Overloaded, WriteJob, Writer, arrival
 from kaudit.sources import checkpoint
@@ -60,6 +62,9 @@ class Runtime:
     stop_event: threading.Event = field(default_factory=threading.Event)
     started_at: float = field(default_factory=time.time)
     write_server_file: bool = True
+    detector: Detector | None = None
+    alerts: AlertStore | None = None
+    alert_lock: threading.Lock = field(default_factory=threading.Lock)
     _prepared: bool = False
 
     def __post_init__(self) -> None:
@@ -73,7 +78,14 @@ class Runtime:
         self.writer = Writer(
             self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
         )
+        self.alerts = AlertStore(self.store)
+        if cfg.alerts.enabled:
+            self.detector = build_detector(cfg, self.store, self.alerts, self.health,
+                                           self.alert_lock)  # fmt: skip
+            self.writer.on_commit = self.detector.committed
         self.writer.start()
+        if self.detector is not None:
+            self.detector.start()
         for fc in cfg.follow:
             paths = expand(fc.path)
             if not paths:
@@ -116,6 +128,8 @@ class Runtime:
             t.join(timeout=30)
         if self.writer is not None:
             self.writer.close()
+        if self.detector is not None:
+            self.detector.stop()  # after the writer: every commit has been looked at
         if self.store is not None:
             self.store.close()
         if self.write_server_file:
@@ -196,6 +210,36 @@ class Runtime:
             if cred.name == LOCAL_TOKEN_NAME:
                 self.tokens.revoke(cred.id)
 
+    def alert_metrics(self) -> tuple[dict[tuple[str, str, str], int], dict[str, Any]]:
+        """Stored alerts per (rule, severity, status), and the detector's counters."""
+        stored: dict[tuple[str, str, str], int] = {}
+        if self.store is not None and self.alerts is not None:
+            cur = self.store.reader()
+            try:
+                rows = cur.execute(
+                    "SELECT rule, severity, status, count(*) FROM alerts GROUP BY ALL"
+                ).fetchall()
+            finally:
+                cur.close()
+            stored = {(str(a), str(b), str(c)): int(n) for a, b, c, n in rows}
+        d = self.detector
+        if d is None:
+            return stored, {}
+        st = d.stats
+        return stored, {
+            "notified": dict(st.notified),
+            "failures": dict(d.notifier.failures),
+            "channels": sorted(d.notifier.channels),
+            "counters": {
+                "streaming_runs_total": st.streaming_runs,
+                "streaming_rows_total": st.streaming_rows,
+                "streaming_seconds_total": round(st.streaming_seconds, 6),
+                "scheduled_rounds_total": st.scheduled_runs,
+                "scheduled_seconds_total": round(st.scheduled_seconds, 6),
+                "errors_total": st.errors,
+            },
+        }
+
     # --- reads -----------------------------------------------------------------------------
     def reader_store(self) -> DuckDBStore:
         if self.store is None:
@@ -208,6 +252,43 @@ class Runtime:
         return self.store
 
 
+def build_detector(
+    cfg: ServeConfig,
+    store: DuckDBStore,
+    alerts: AlertStore,
+    health: Health,
+    lock: threading.Lock,
+) -> Detector:
+    """Rules (built-in, `rules_dir`, minus `disabled`), channels and routes from `alerts:`."""
+    from kaudit.alert.model import SystemClock
+    from kaudit.alert.noise import Throttle
+    from kaudit.alert.pipeline import Notifier, channel_from_config, routes_from_config
+    from kaudit.detect.load import builtin_rules, load_paths
+
+    ac = cfg.alerts
+    rules = builtin_rules() if ac.builtin_rules else []
+    rules += load_paths([Path(p) for p in ac.rules_dir])
+    rules = [r for r in rules if r.id not in ac.disabled]
+    channels = {n: channel_from_config(n, spec) for n, spec in ac.channels.items()}
+    by_id = {r.id: r for r in rules}
+    by_id[GAP_RULE.id] = GAP_RULE
+    notifier = Notifier(
+        alerts,
+        by_id,
+        channels,
+        routes_from_config(list(ac.routes), channels),
+        SystemClock(),
+        Throttle(ac.throttle_messages, ac.throttle_window),
+        ac.lang,
+        ac.retries,
+    )
+    log.info(
+        "detection",
+        extra={"rules": len(rules), "channels": sorted(channels), "disabled": list(ac.disabled)},
+    )
+    return Detector(store, rules, notifier, health, tick_s=ac.schedule_tick, lock=lock)
+
+
 # --- request and response models (they make /docs) -----------------------------------------
 class QueryRequest(BaseModel):
     query: str = Field(description="SLS query: `search | SQL`, or a bare search")
@@ -215,6 +296,15 @@ class QueryRequest(BaseModel):
     end: int | None = Field(None, alias="to", description="window end (exclusive)")
     last: str | None = Field(None, description="window ending now: 15m, 2h, 7d")
     tz: str | None = Field(None, description="display time zone (IANA), default UTC")
+
+
+class SilenceRequest(BaseModel):
+    rule: str | None = Field(None, description="only this rule (default: every rule)")
+    match: list[str] = Field(
+        default_factory=list, description="field:value (display field or label; value* = prefix)"
+    )
+    duration: str = Field(alias="for", description="how long, e.g. 30m, 2h, 7d")
+    comment: str = ""
 
 
 class PruneRequest(BaseModel):
@@ -409,7 +499,7 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
             writer_stats,
             rt.ack,
             rt.health.event_times(),
-        )
+        ) + metrics.render_alerts(*rt.alert_metrics())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     if config.metrics_need_token:
@@ -496,5 +586,83 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
             raise HTTPException(503, "kaudit is starting")
         deleted = await asyncio.wrap_future(rt.writer.exclusive(lambda s: s.prune(cutoff)))
         return {"deleted": int(deleted), "cutoff": cutoff.isoformat(timespec="seconds")}
+
+    # --- alerts and silences (issue 6) -----------------------------------------------------
+    def alert_store() -> AlertStore:
+        if rt.alerts is None:
+            raise HTTPException(503, "the store is not open")
+        return rt.alerts
+
+    @app.get("/api/alerts", tags=["alerts"], summary="Stored alerts, newest first (viewer)")
+    def api_alerts(
+        status: str | None = None,
+        rule: str | None = None,
+        limit: int = 100,
+        _: Principal = viewer,
+    ) -> dict[str, Any]:
+        try:
+            found = alert_store().list_alerts(status, rule, limit)
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"alerts": [_json_value(a.as_dict()) for a in found]}
+
+    def find_alert(prefix: str) -> Any:
+        try:
+            return alert_store().find(prefix)
+        except UserError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.get("/api/alerts/{fingerprint}", tags=["alerts"], summary="One alert (viewer)")
+    def api_alert(fingerprint: str, _: Principal = viewer) -> dict[str, Any]:
+        return dict(_json_value(find_alert(fingerprint).as_dict()))
+
+    def set_status(fingerprint: str, status: str) -> dict[str, Any]:
+        a = find_alert(fingerprint)
+        with rt.alert_lock:
+            done = alert_store().set_status(a.fingerprint, status)
+        return dict(_json_value(done.as_dict()))
+
+    @app.post("/api/alerts/{fingerprint}/ack", tags=["alerts"], summary="Acknowledge (admin)")
+    def api_ack(fingerprint: str, _: Principal = admin) -> dict[str, Any]:
+        return set_status(fingerprint, "acknowledged")
+
+    @app.post("/api/alerts/{fingerprint}/resolve", tags=["alerts"], summary="Resolve (admin)")
+    def api_resolve(fingerprint: str, _: Principal = admin) -> dict[str, Any]:
+        return set_status(fingerprint, "resolved")
+
+    def silence_json(s: Any) -> dict[str, Any]:
+        return {"id": s.id, "rule": s.rule, "matchers": [list(m) for m in s.matchers],
+                "expires": s.expires, "comment": s.comment}  # fmt: skip
+
+    @app.get("/api/silences", tags=["alerts"], summary="Silences in force (viewer)")
+    def api_silences(_: Principal = viewer) -> dict[str, Any]:
+        return {"silences": [silence_json(s) for s in alert_store().silences(time.time())]}
+
+    @app.post("/api/silences", tags=["alerts"], summary="Add a silence (admin)")
+    def api_silence_add(req: SilenceRequest, _: Principal = admin) -> dict[str, Any]:
+        pairs = []
+        for m in req.match:
+            name, sep, value = m.rpartition(":")
+            if not sep or not name:
+                raise HTTPException(400, f"match {m!r}: use field:value")
+            pairs.append((name, value))
+        if req.rule is None and not pairs:
+            raise HTTPException(400, "a silence needs a rule or a match")
+        try:
+            expires = int(time.time() + _duration(req.duration).total_seconds())
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+        with rt.alert_lock:
+            s = alert_store().add_silence(req.rule, pairs, expires, req.comment)
+        return silence_json(s)
+
+    @app.delete("/api/silences/{silence_id}", tags=["alerts"], summary="Remove (admin)")
+    def api_silence_remove(silence_id: str, _: Principal = admin) -> dict[str, Any]:
+        try:
+            with rt.alert_lock:
+                alert_store().remove_silence(silence_id)
+        except UserError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return {"removed": silence_id}
 
     return app

@@ -57,6 +57,24 @@ class FollowConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """Live detection: which rules run and where their alerts go (issue 6)."""
+
+    enabled: bool = True  # run the rules in serve
+    builtin_rules: bool = True  # the rules shipped with kaudit (kaudit rules list)
+    rules_dir: tuple[str, ...] = ()  # extra rule files or directories (YAML)
+    disabled: tuple[str, ...] = ()  # rule ids not to run
+    lang: str = "zh"  # language of alert titles (zh or en)
+    # name -> {type: webhook|dingtalk|wecom|feishu|slack|email|alertmanager|syslog|console, ...}
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: tuple[dict[str, Any], ...] = ()  # none: every alert to every channel
+    throttle_messages: int = 20  # per channel per throttle_window; the rest is held back
+    throttle_window: int = 60  # seconds
+    retries: int = 3  # per message, backoff doubling from 0.5 s
+    schedule_tick: float = 1.0  # seconds between looks for due scheduled windows and gaps
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     db: str = DEFAULT_DB
     host: str = "127.0.0.1"
@@ -66,6 +84,7 @@ class ServeConfig:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
     follow: tuple[FollowConfig, ...] = ()
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     stalled_after: float = 300.0  # seconds of silence after which a cluster or file is stalled
     retention: int | None = None  # seconds; older events are deleted (hourly), None keeps all
     metrics_need_token: bool = True  # /metrics needs a viewer token (Prometheus: bearer_token)
@@ -116,6 +135,43 @@ follow: []                       # log files to follow, e.g.
 #    start_at: beginning         # beginning (with rotated backups) or end
 #    max_event_size: 8MiB
 #    redact: true
+alerts:                          # live detection (docs/detect.md)
+  enabled: true                  # run the rules on what is stored
+  builtin_rules: true            # kaudit's rules (kaudit rules list)
+  rules_dir: []                  # extra rule files or directories, e.g. [/etc/kaudit/rules]
+  disabled: []                   # rule ids not to run
+  lang: zh                       # alert titles: zh or en
+  throttle_messages: 20          # at most this many messages per channel per window;
+  throttle_window: 60            #   what is held back is reported in the next message
+  retries: 3                     # delivery attempts after the first, backoff from 0.5 s
+  schedule_tick: 1.0             # seconds between scheduler looks (due windows, late rows,
+                                 #   stalled sources -> audit-events-stopped)
+  channels: {}                   # name -> settings; alerts go nowhere but the alerts table
+                                 # until a channel is configured. Every type takes lang (zh,
+                                 # en), title and text (${field} templates); e.g.
+#    console: {type: console}    # one readable line per alert on stderr
+#    hook:
+#      type: webhook             # generic: POST JSON to url
+#      url: https://soc.example/kaudit
+#      headers: {X-Token: secret}
+#      body: null                # JSON template with ${field}s; null: the alert records
+#    dingtalk: {type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=...",
+#               secret: SEC...}  # secret: the robot's signing secret (optional)
+#    wecom: {type: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..."}
+#    feishu: {type: feishu, url: "https://open.feishu.cn/open-apis/bot/v2/hook/...",
+#             secret: null}     # type lark is the same
+#    slack: {type: slack, url: "https://hooks.slack.com/services/..."}
+#    mail: {type: email, host: smtp.example, port: 587, sender: kaudit@example,
+#           to: [soc@example], username: null, password: null, starttls: true, timeout: 10}
+#    am: {type: alertmanager, url: "http://alertmanager:9093"}
+#    siem: {type: syslog, host: 10.0.0.5, port: 514, protocol: udp, format: rfc5424,
+#           timeout: 5}         # protocol udp or tcp; format rfc5424 or cef
+  routes: []                     # first match order; none: every alert to every channel, e.g.
+#    - channels: [dingtalk]
+#      min_severity: high        # info, low, medium, high, critical
+#      labels: {brief: "7.1"}    # every label must match
+#      rules: []                 # only these rule ids (empty: any)
+#      stop: false               # true: later routes are not looked at
 """
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -225,6 +281,49 @@ def _follow(items: Any, loc: Location) -> tuple[FollowConfig, ...]:
     return tuple(out)
 
 
+def _alerts(data: dict[str, Any], loc: Location) -> AlertsConfig:
+    _check_keys(data, AlertsConfig, "alerts.", loc)
+    out: dict[str, Any] = {}
+    for k in ("enabled", "builtin_rules"):
+        if k in data:
+            out[k] = _typed(data[k], bool, f"alerts.{k}", loc)
+    for k in ("rules_dir", "disabled"):
+        if data.get(k) is not None:
+            v = data[k]
+            v = [v] if isinstance(v, str) else v
+            if not isinstance(v, list):
+                raise ConfigError(f"alerts.{k}: expected a list", loc)
+            out[k] = tuple(str(x) for x in v)
+    if "lang" in data:
+        if data["lang"] not in ("zh", "en"):
+            raise ConfigError("alerts.lang: zh or en", loc)
+        out["lang"] = data["lang"]
+    for k in ("throttle_messages", "throttle_window", "retries"):
+        if k in data:
+            out[k] = _typed(data[k], int, f"alerts.{k}", loc)
+            if out[k] < 0:
+                raise ConfigError(f"alerts.{k}: must not be negative", loc)
+    if "schedule_tick" in data:
+        out["schedule_tick"] = _typed(data["schedule_tick"], float, "alerts.schedule_tick", loc)
+        if out["schedule_tick"] <= 0:
+            raise ConfigError("alerts.schedule_tick: must be positive", loc)
+    chans = _mapping(data.get("channels"), "alerts.channels", loc)
+    routes = data.get("routes") or []
+    if not isinstance(routes, list):
+        raise ConfigError("alerts.routes: expected a list", loc)
+    # build once to check every channel and route setting now, with the file named
+    from kaudit.alert.pipeline import channel_from_config, routes_from_config
+
+    try:
+        built = {str(n): channel_from_config(str(n), spec) for n, spec in chans.items()}
+        routes_from_config(routes, built)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, loc) from None
+    out["channels"] = {str(n): dict(spec) for n, spec in chans.items()}
+    out["routes"] = tuple(dict(r) for r in routes)
+    return AlertsConfig(**out)
+
+
 def parse_config(text: str, source: str = "<config>") -> ServeConfig:
     """A `ServeConfig` from YAML text; relative paths stay relative to the working directory."""
     loc = Location(source)
@@ -264,6 +363,7 @@ def parse_config(text: str, source: str = "<config>") -> ServeConfig:
     vals["webhook"] = _webhook(_mapping(data.get("webhook"), "webhook", loc), loc)
     vals["writer"] = _writer(_mapping(data.get("writer"), "writer", loc), loc)
     vals["follow"] = _follow(data.get("follow"), loc)
+    vals["alerts"] = _alerts(_mapping(data.get("alerts"), "alerts", loc), loc)
     return ServeConfig(**vals)
 
 

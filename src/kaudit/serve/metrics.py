@@ -109,3 +109,30 @@ def render(
     family("kaudit_webhook_ack_seconds", "histogram", "time from request to acknowledgement")
     lines.extend(ack.lines("kaudit_webhook_ack_seconds"))
     return "\n".join(lines) + "\n"
+
+
+def render_alerts(stored: Mapping[tuple[str, str, str], int], detect: Mapping[str, Any]) -> str:
+    """Alerts (stored, by rule/severity/status; notified), channel delivery failures and the
+    detector's own counters."""
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_: str) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    family("kaudit_alerts", "gauge", "stored alerts by rule, severity and status")
+    for (rule, sev, status), n in sorted(stored.items()):
+        lines.append(f"kaudit_alerts{{{_labels(rule=rule, severity=sev, status=status)}}} {n}")
+    if detect:
+        family("kaudit_alerts_notified_total", "counter", "alert notifications sent to routing")
+        for (rule, sev), n in sorted(detect["notified"].items()):
+            lines.append(f"kaudit_alerts_notified_total{{{_labels(rule=rule, severity=sev)}}} {n}")
+        family("kaudit_alert_delivery_failures_total", "counter", "messages a channel lost")
+        for ch in sorted({*detect["channels"], *detect["failures"]}):
+            n = detect["failures"].get(ch, 0)
+            lines.append(f"kaudit_alert_delivery_failures_total{{{_labels(channel=ch)}}} {n}")
+        for key, value in detect["counters"].items():
+            name = f"kaudit_detect_{key}"
+            family(name, "counter", f"live detection: {key.replace('_', ' ')}")
+            lines.append(f"{name} {value}")
+    return "\n".join(lines) + "\n"

@@ -89,6 +89,9 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="kaudit-writer", daemon=True)
         self._closed = False
         self.failed: BaseException | None = None
+        # Called on the writer thread after each group commit, once the requests are answered
+        # (live detection: it only wakes the detector's thread, so acknowledgements never wait).
+        self.on_commit: Callable[[], None] | None = None
 
     def start(self) -> None:
         checkpoint.ensure_table(self.store)
@@ -229,6 +232,8 @@ class Writer:
         self._finish(group)
         for job in group:
             job.future.set_result(AppendResult(received=len(job.texts) + len(job.rejects)))
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _finish(self, group: list[WriteJob]) -> None:
         with self._lock:

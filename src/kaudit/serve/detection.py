@@ -1,0 +1,270 @@
+"""Live detection inside `kaudit serve` (issue 6, "Engine" and "The main job").
+
+Three feeds, one `Notifier`:
+
+- streaming: the writer calls `Detector.committed()` after each group commit; a thread of its
+  own runs every enabled `match` rule once over the rows stored since the last run (one
+  `run_streaming`; commits that land while it runs are taken together next time), so
+  detection never holds an acknowledgement back. The last row examined is kept in
+  `detect_state`, so rows committed just before a crash are examined after the restart;
+  alerts already stored dedup what was examined twice.
+- scheduled and stateful rules: a scheduler thread runs `run_scheduled` (windows aligned to
+  `every`, every window since the last one, so downtime is caught up) and re-runs the windows
+  that rows arriving late fall into (a follower reading a backlog, an apiserver retrying):
+  a window run before its events were stored would otherwise miss them for good.
+- ingestion health: a (cluster, source) that is `stalled` raises the built-in
+  `audit-events-stopped` alert (severity high); it resolves when events arrive again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kaudit.alert.pipeline import Notifier
+from kaudit.detect.compile import Window
+from kaudit.detect.engine import (
+    Hit,
+    StreamingPlan,
+    batch_marker,
+    last_ends,
+    run_rule,
+    run_scheduled,
+    run_streaming,
+    save_last_end,
+)
+from kaudit.detect.model import Dedup, Match, Rule, Text
+from kaudit.errors import KauditError
+from kaudit.serve.health import Health
+from kaudit.store.duckdb import DuckDBStore
+
+log = logging.getLogger("kaudit.serve.detect")
+
+STREAM_STATE = "__streaming_rowid__"  # detect_state rows that are not rules
+LATE_STATE = "__scheduled_rowid__"
+GAP_RULE_ID = "audit-events-stopped"
+MAX_LATE_WINDOWS = 96  # late rows older than this many windows are left to backtests
+
+GAP_RULE = Rule(
+    id=GAP_RULE_ID,
+    title=Text("审计日志中断", "Audit events stopped arriving"),
+    description=Text(
+        "某集群或日志文件在 stalled_after 秒内没有送来任何审计事件：审计可能被关闭或被篡改。",
+        "A cluster or followed file sent no audit event for stalled_after seconds: auditing "
+        "may be off, broken or tampered with.",
+    ),
+    severity="high",
+    mitre=("T1562.008",),
+    # Fed from ingestion health, never compiled to SQL: the kind only marks it as live.
+    kind=Match("*"),
+    labels=(("category", "defense-evasion"), ("source", "health")),
+    dedup=Dedup(("cluster", "source"), 3600),
+)
+
+
+@dataclass(slots=True)
+class DetectStats:
+    streaming_runs: int = 0
+    streaming_seconds: float = 0.0
+    streaming_rows: int = 0
+    scheduled_runs: int = 0
+    scheduled_seconds: float = 0.0
+    errors: int = 0
+    notified: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, severity)
+    last_hit_delay_s: float | None = None  # commit signal -> notified, last streaming hit
+
+
+class Detector:
+    """Runs the rules over what the writer stores and hands hits to the notifier."""
+
+    def __init__(
+        self,
+        store: DuckDBStore,
+        rules: Sequence[Rule],
+        notifier: Notifier,
+        health: Health,
+        tick_s: float = 1.0,
+        tz: str = "UTC",
+        now: Callable[[], float] = time.time,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        self.store = store
+        self.rules = [r for r in rules if r.enabled]
+        self.plan = StreamingPlan.build(self.rules, tz)
+        self.scheduled = [r for r in self.rules if not r.streaming]
+        self.notifier = notifier
+        self.health = health
+        self.tick_s = tick_s
+        self.tz = tz
+        self.now = now
+        self.stats = DetectStats()
+        self._wake = threading.Event()
+        self._signal_at: float | None = None
+        self._stop = threading.Event()
+        # one writer of the alerts table at a time (the notifier reads then writes; the API
+        # acknowledges): DuckDB refuses concurrent updates of one row
+        self._lock = lock or threading.Lock()
+        self._stalled: set[tuple[str, str]] = set()
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        for name, target in (("detect-stream", self._stream_loop), ("detect-sched", self._sched)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
+        self._wake.set()  # examine what was committed before a crash
+
+    def stop(self) -> None:
+        """Finish the streaming pass over everything committed, then stop."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def committed(self) -> None:
+        """Called by the writer after each group commit (cheap: sets an event)."""
+        if self._signal_at is None:
+            self._signal_at = time.perf_counter()
+        self._wake.set()
+
+    def _handle(self, hits: list[Hit]) -> None:
+        if not hits:
+            return
+        with self._lock:
+            updates = self.notifier.handle(hits)
+        for u in updates:
+            if u.notify:
+                k = (u.alert.rule_id, u.alert.severity)
+                self.stats.notified[k] = self.stats.notified.get(k, 0) + 1
+
+    # --- streaming -------------------------------------------------------------------------
+    def _stream_loop(self) -> None:
+        done = last_ends(self.store).get(STREAM_STATE)
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            signal_at, self._signal_at = self._signal_at, None
+            try:
+                done = self.stream_once(done)
+            except KauditError as exc:
+                self.stats.errors += 1
+                log.error("streaming detection failed", extra={"error": str(exc)})
+            if signal_at is not None and self.stats.streaming_runs:
+                self.stats.last_hit_delay_s = time.perf_counter() - signal_at
+            if stopping:
+                return
+
+    def stream_once(self, done: int | None) -> int:
+        """Streaming rules over rows after `done` (None: a first start — only new rows)."""
+        top = batch_marker(self.store)
+        if done is None or top < done:  # first start, or rowids reused after a prune
+            save_last_end(self.store, STREAM_STATE, top)
+            return top
+        if top == done:
+            return done
+        t0 = time.perf_counter()
+        hits = run_streaming(self.store, self.plan, done, top)
+        self._handle(hits)
+        save_last_end(self.store, STREAM_STATE, top)
+        self.stats.streaming_runs += 1
+        self.stats.streaming_rows += top - done
+        self.stats.streaming_seconds += time.perf_counter() - t0
+        return top
+
+    # --- scheduled, late rows, health ------------------------------------------------------
+    def _sched(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.schedule_once()
+            except KauditError as exc:
+                self.stats.errors += 1
+                log.error("scheduled detection failed", extra={"error": str(exc)})
+            self.check_health()
+            self._stop.wait(self.tick_s)
+
+    def schedule_once(self) -> None:
+        now = int(self.now())
+        t0 = time.perf_counter()
+        state = last_ends(self.store)
+        seen = state.get(LATE_STATE)
+        top = batch_marker(self.store)
+        late_from: int | None = None
+        if seen is not None and top > seen:
+            row = (
+                self.store.reader()
+                .execute(
+                    "SELECT min(__time__) FROM events WHERE rowid > ? AND rowid <= ?", [seen, top]
+                )
+                .fetchone()
+            )
+            late_from = None if not row or row[0] is None else int(row[0])
+        hits: list[Hit] = []
+        if self.scheduled:
+            rnd = run_scheduled(self.store, self.scheduled, now, self.tz)
+            hits.extend(rnd.hits)
+            if late_from is not None:
+                ends = last_ends(self.store)
+                for rule in self.scheduled:
+                    for w in late_windows(late_from, ends.get(rule.id), rule):
+                        hits.extend(run_rule(self.store, rule, w, self.tz))
+        if seen is None or top != seen:
+            save_last_end(self.store, LATE_STATE, top)
+        self._handle(hits)
+        if self.scheduled:
+            self.stats.scheduled_runs += 1
+            self.stats.scheduled_seconds += time.perf_counter() - t0
+
+    def check_health(self) -> None:
+        """Stalled sources raise `audit-events-stopped`; a source that resumes resolves it."""
+        now = self.now()
+        hits = []
+        stalled_now: set[tuple[str, str]] = set()
+        for s in self.health.snapshot():
+            key = (str(s["cluster"]), str(s["source"]))
+            if not s["stalled"]:
+                continue
+            stalled_now.add(key)
+            if key in self._stalled:
+                continue
+            fields = {
+                "cluster": key[0],
+                "source": key[1],
+                "last_received_at": s["last_received_at"],
+                "last_event_time": s["last_event_time"],
+                "stalled_after_seconds": self.health.stalled_after,
+            }
+            hits.append(Hit(GAP_RULE_ID, key, fields, (), int(now), int(now), 1))
+        self._handle(hits)
+        for key in self._stalled - stalled_now:
+            self._resolve_gap(key)
+        self._stalled = stalled_now
+
+    def _resolve_gap(self, key: tuple[str, str]) -> None:
+        from kaudit.alert.model import fingerprint
+
+        fp = fingerprint(GAP_RULE_ID, key)
+        alerts = self.notifier.alerts
+        with self._lock:
+            if fp in alerts.get([fp]):
+                alerts.set_status(fp, "resolved")
+
+
+def late_windows(late_from: int, last_end: int | None, rule: Rule) -> list[Window]:
+    """Windows already run (ending at or before `last_end`) that contain event time
+    `late_from` or later: the ones rows stored late must be looked at again in."""
+    if last_end is None:
+        return []
+    out: list[Window] = []
+    t = last_end
+    while t > late_from and len(out) < MAX_LATE_WINDOWS:
+        out.append(Window(t - rule.window_s, t))
+        t -= rule.every_s
+    return out[::-1]
+
+
+__all__ = ["GAP_RULE", "Detector", "late_windows"]
