@@ -13,6 +13,7 @@ aggregated apiservers reuse it on purpose (spec k8s-audit §6, §9.5), so it is 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -285,8 +286,16 @@ class DuckDBStore:
         """Delete events whose time is before `before`; returns how many were deleted."""
         cutoff = int(before.timestamp())
         with self._write_lock:
-            row = self._con.execute(f"DELETE FROM {ROWS} WHERE __time__ < ?", [cutoff]).fetchone()
-            self._con.execute("CHECKPOINT")
+            try:
+                row = self._con.execute(
+                    f"DELETE FROM {ROWS} WHERE __time__ < ?", [cutoff]
+                ).fetchone()
+            except duckdb.Error as exc:
+                raise StoreError(f"pruning {self.path} failed: {exc}") from exc
+            # Give the space back now if nothing else is writing; otherwise the next automatic
+            # checkpoint does it.
+            with contextlib.suppress(duckdb.TransactionException):
+                self._con.execute("CHECKPOINT")
         return int(row[0]) if row else 0
 
     # --- reading ---------------------------------------------------------------------------
