@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,21 @@ def rules_import_sigma(paths: tuple[str, ...], out_dir: str | None) -> None:
         sys.exit(1)
 
 
+@contextlib.contextmanager
+def _alerts_of(db: str, read_only: bool = False) -> Iterator[Any]:
+    """The store's `AlertStore`, or the same calls through the API of the `kaudit serve` that
+    holds the store (DuckDB allows one writer process)."""
+    from kaudit.alert.store import AlertStore
+    from kaudit.serve.client import RemoteAlerts, store_or_remote
+
+    local, remote = store_or_remote(db, read_only=False)
+    if remote is not None:
+        yield RemoteAlerts(remote)
+        return
+    with local as store:
+        yield AlertStore(store)
+
+
 @click.group("alerts")
 def alerts_cmd() -> None:
     """Stored alerts: list, show, ack, resolve."""
@@ -195,11 +212,8 @@ def alerts_cmd() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def alerts_list(db: str, status: str | None, rule: str | None, limit: int,
                 as_json: bool) -> None:  # fmt: skip
-    from kaudit.alert.store import AlertStore
-    from kaudit.store.duckdb import DuckDBStore
-
-    with DuckDBStore.open(db) as store:
-        for a in AlertStore(store).list_alerts(status, rule, limit):
+    with _alerts_of(db) as alerts:
+        for a in alerts.list_alerts(status, rule, limit):
             if as_json:
                 _echo(a.as_dict())
             else:
@@ -213,11 +227,8 @@ def _status_cmd(name: str, status: str) -> click.Command:
     @_db
     @click.argument("fingerprint")
     def cmd(db: str, fingerprint: str) -> None:
-        from kaudit.alert.store import AlertStore
-        from kaudit.store.duckdb import DuckDBStore
-
-        with DuckDBStore.open(db) as store:
-            a = AlertStore(store).set_status(fingerprint, status)
+        with _alerts_of(db) as alerts:
+            a = alerts.set_status(fingerprint, status)
         click.echo(f"{a.fingerprint} {a.status}")
 
     cmd.help = f"Mark an alert {status} (a fingerprint prefix is enough)."
@@ -228,11 +239,8 @@ def _status_cmd(name: str, status: str) -> click.Command:
 @_db
 @click.argument("fingerprint")
 def alerts_show(db: str, fingerprint: str) -> None:
-    from kaudit.alert.store import AlertStore
-    from kaudit.store.duckdb import DuckDBStore
-
-    with DuckDBStore.open(db) as store:
-        click.echo(orjson.dumps(AlertStore(store).find(fingerprint).as_dict(),
+    with _alerts_of(db) as alerts:
+        click.echo(orjson.dumps(alerts.find(fingerprint).as_dict(),
                                 option=orjson.OPT_INDENT_2, default=str).decode())  # fmt: skip
 
 
@@ -254,8 +262,7 @@ def silence_cmd() -> None:
 @click.option("--comment", default="")
 def silence_add(db: str, rule: str | None, matches: tuple[str, ...], duration: str,
                 comment: str) -> None:  # fmt: skip
-    from kaudit.alert.store import AlertStore
-    from kaudit.store.duckdb import DuckDBStore
+    from kaudit.serve.client import RemoteAlerts
 
     pairs = []
     for m in matches:
@@ -266,19 +273,20 @@ def silence_add(db: str, rule: str | None, matches: tuple[str, ...], duration: s
     if rule is None and not pairs:
         raise ConfigError("a silence needs --rule or --match")
     expires = int(time.time()) + _duration(duration)
-    with DuckDBStore.open(db) as store:
-        s = AlertStore(store).add_silence(rule, pairs, expires, comment)
+    with _alerts_of(db) as alerts:
+        if isinstance(alerts, RemoteAlerts):
+            s = alerts.add_silence_for(rule, pairs, duration, comment)
+            expires = s.expires
+        else:
+            s = alerts.add_silence(rule, pairs, expires, comment)
     click.echo(f"silence {s.id} until {datetime.fromtimestamp(expires, UTC).isoformat()}")
 
 
 @silence_cmd.command("list")
 @_db
 def silence_list(db: str) -> None:
-    from kaudit.alert.store import AlertStore
-    from kaudit.store.duckdb import DuckDBStore
-
-    with DuckDBStore.open(db) as store:
-        for s in AlertStore(store).silences(time.time()):
+    with _alerts_of(db) as alerts:
+        for s in alerts.silences(time.time()):
             until = datetime.fromtimestamp(s.expires, UTC).isoformat()
             m = " ".join(f"{k}:{v}" for k, v in s.matchers)
             click.echo(f"{s.id} rule={s.rule or '*'} {m} until {until} {s.comment}")
@@ -288,11 +296,8 @@ def silence_list(db: str) -> None:
 @_db
 @click.argument("silence_id")
 def silence_remove(db: str, silence_id: str) -> None:
-    from kaudit.alert.store import AlertStore
-    from kaudit.store.duckdb import DuckDBStore
-
-    with DuckDBStore.open(db) as store:
-        AlertStore(store).remove_silence(silence_id)
+    with _alerts_of(db) as alerts:
+        alerts.remove_silence(silence_id)
     click.echo(f"removed {silence_id}")
 
 

@@ -201,3 +201,56 @@ def store_or_remote(db: str | Path, read_only: bool) -> tuple[Any, Client | None
         if client is None:
             raise locked_error(db) from None
         return None, client
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAlerts:
+    """The `AlertStore` methods the CLI uses, through a server's API (`kaudit alerts` and
+    `kaudit silence` while `kaudit serve` holds the store)."""
+
+    client: Client
+
+    @staticmethod
+    def _alert(d: dict[str, Any]) -> Any:
+        from kaudit.alert.model import Alert
+
+        return Alert(
+            d["fingerprint"], d["rule"], d["title"], d["severity"], d["status"], int(d["count"]),
+            int(d["first_seen"]), int(d["last_seen"]), d["last_notified"], tuple(d["key"]),
+            d["fields"], tuple(d["event_ids"]), d["labels"], tuple(d["mitre"]),
+            tuple(d["delivery_errors"]),
+        )  # fmt: skip
+
+    def list_alerts(self, status: str | None = None, rule: str | None = None,
+                    limit: int = 100) -> list[Any]:  # fmt: skip
+        doc = self.client._json("GET", "/api/alerts", status=status, rule=rule, limit=limit)
+        return [self._alert(a) for a in doc["alerts"]]
+
+    def _fp(self, prefix: str) -> str:
+        return urllib.parse.quote(prefix, safe="")
+
+    def find(self, prefix: str) -> Any:
+        return self._alert(self.client._json("GET", f"/api/alerts/{self._fp(prefix)}"))
+
+    def set_status(self, prefix: str, status: str) -> Any:
+        action = {"acknowledged": "ack", "resolved": "resolve"}[status]
+        return self._alert(self.client._json("POST", f"/api/alerts/{self._fp(prefix)}/{action}"))
+
+    @staticmethod
+    def _silence(d: dict[str, Any]) -> Any:
+        from kaudit.alert.model import Silence
+
+        pairs = tuple((str(a), str(b)) for a, b in d["matchers"])
+        return Silence(d["id"], d["rule"], pairs, int(d["expires"]), d["comment"])
+
+    def silences(self, now: float | None = None) -> list[Any]:
+        return [self._silence(s) for s in self.client._json("GET", "/api/silences")["silences"]]
+
+    def add_silence_for(self, rule: str | None, matchers: list[tuple[str, str]],
+                        duration: str, comment: str = "") -> Any:  # fmt: skip
+        body = {"rule": rule, "match": [f"{k}:{v}" for k, v in matchers], "for": duration,
+                "comment": comment}  # fmt: skip
+        return self._silence(self.client._json("POST", "/api/silences", body))
+
+    def remove_silence(self, sid: str) -> None:
+        self.client._json("DELETE", f"/api/silences/{urllib.parse.quote(sid, safe='')}")

@@ -37,14 +37,16 @@ from kaudit.detect.engine import (
     save_last_end,
 )
 from kaudit.detect.model import Dedup, Match, Rule, Text
-from kaudit.errors import KauditError
 from kaudit.serve.health import Health
 from kaudit.store.duckdb import DuckDBStore
 
 log = logging.getLogger("kaudit.serve.detect")
 
-STREAM_STATE = "__streaming_rowid__"  # detect_state rows that are not rules
-LATE_STATE = "__scheduled_rowid__"
+# The streaming thread keeps its marker in a table of its own: DuckDB refuses concurrent
+# catalog writes, and the engine's `detect_state` helpers (scheduler thread) create theirs.
+MARKS_DDL = "CREATE TABLE IF NOT EXISTS detect_marks (name VARCHAR PRIMARY KEY, last_rowid BIGINT)"
+STREAM_STATE = "streaming"
+LATE_STATE = "__scheduled_rowid__"  # a detect_state row that is not a rule
 GAP_RULE_ID = "audit-events-stopped"
 MAX_LATE_WINDOWS = 96  # late rows older than this many windows are left to backtests
 
@@ -109,6 +111,22 @@ class Detector:
         self._lock = lock or threading.Lock()
         self._stalled: set[tuple[str, str]] = set()
         self._threads: list[threading.Thread] = []
+        cur = store.reader()
+        try:
+            cur.execute(MARKS_DDL)
+            row = cur.execute(
+                "SELECT last_rowid FROM detect_marks WHERE name = ?", [STREAM_STATE]
+            ).fetchone()
+        finally:
+            cur.close()
+        self._done: int | None = None if row is None else int(row[0])
+
+    def _mark(self, top: int) -> None:
+        cur = self.store.reader()
+        try:
+            cur.execute("INSERT OR REPLACE INTO detect_marks VALUES (?, ?)", [STREAM_STATE, top])
+        finally:
+            cur.close()
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,7 +161,7 @@ class Detector:
 
     # --- streaming -------------------------------------------------------------------------
     def _stream_loop(self) -> None:
-        done = last_ends(self.store).get(STREAM_STATE)
+        done = self._done
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -151,7 +169,7 @@ class Detector:
             signal_at, self._signal_at = self._signal_at, None
             try:
                 done = self.stream_once(done)
-            except KauditError as exc:
+            except Exception as exc:  # a thread that dies would stop detection silently
                 self.stats.errors += 1
                 log.error("streaming detection failed", extra={"error": str(exc)})
             if signal_at is not None and self.stats.streaming_runs:
@@ -163,14 +181,14 @@ class Detector:
         """Streaming rules over rows after `done` (None: a first start — only new rows)."""
         top = batch_marker(self.store)
         if done is None or top < done:  # first start, or rowids reused after a prune
-            save_last_end(self.store, STREAM_STATE, top)
+            self._mark(top)
             return top
         if top == done:
             return done
         t0 = time.perf_counter()
         hits = run_streaming(self.store, self.plan, done, top)
         self._handle(hits)
-        save_last_end(self.store, STREAM_STATE, top)
+        self._mark(top)
         self.stats.streaming_runs += 1
         self.stats.streaming_rows += top - done
         self.stats.streaming_seconds += time.perf_counter() - t0
@@ -181,10 +199,10 @@ class Detector:
         while not self._stop.is_set():
             try:
                 self.schedule_once()
-            except KauditError as exc:
+                self.check_health()
+            except Exception as exc:  # a thread that dies would stop detection silently
                 self.stats.errors += 1
                 log.error("scheduled detection failed", extra={"error": str(exc)})
-            self.check_health()
             self._stop.wait(self.tick_s)
 
     def schedule_once(self) -> None:
