@@ -65,6 +65,8 @@ class Runtime:
     detector: Detector | None = None
     alerts: AlertStore | None = None
     alert_lock: threading.Lock = field(default_factory=threading.Lock)
+    # set once detection runs (or failed to start, logged): /readyz waits for it, ingestion not
+    detect_ready: threading.Event = field(default_factory=threading.Event)
     _prepared: bool = False
 
     def __post_init__(self) -> None:
@@ -79,13 +81,19 @@ class Runtime:
             self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
         )
         self.alerts = AlertStore(self.store)
-        if cfg.alerts.enabled:
-            self.detector = build_detector(cfg, self.store, self.alerts, self.health,
-                                           self.alert_lock)  # fmt: skip
-            self.writer.on_commit = self.detector.committed
+        if not cfg.alerts.enabled:
+            self.detect_ready.set()
+        else:
+            # Loading and compiling the rules takes about a second: do it beside the writer and
+            # followers so ingestion starts at once; the detector starts from this mark.
+            from kaudit.detect.engine import batch_marker
+
+            mark = batch_marker(self.store)
+            self.threads.append(
+                threading.Thread(target=self._start_detector, args=(mark,), name="detect-init",
+                                 daemon=True)
+            )  # fmt: skip
         self.writer.start()
-        if self.detector is not None:
-            self.detector.start()
         for fc in cfg.follow:
             paths = expand(fc.path)
             if not paths:
@@ -120,6 +128,21 @@ class Runtime:
             "kaudit serve ready",
             extra={"url": cfg.url, "db": cfg.db, "followers": len(self.followers)},
         )
+
+    def _start_detector(self, mark: int) -> None:
+        assert self.store is not None and self.alerts is not None and self.writer is not None
+        try:
+            det = build_detector(self.config, self.store, self.alerts, self.health,
+                                 self.alert_lock, mark)  # fmt: skip
+        except Exception as exc:
+            log.error("detection not started", extra={"error": str(exc)})
+            self.detect_ready.set()
+            return
+        if not self.stop_event.is_set():
+            self.detector = det
+            self.writer.on_commit = det.committed
+            det.start()
+        self.detect_ready.set()
 
     def stop(self) -> None:
         """Stop the followers, store everything acknowledged or read, close the store."""
@@ -258,6 +281,7 @@ def build_detector(
     alerts: AlertStore,
     health: Health,
     lock: threading.Lock,
+    first_mark: int | None = None,
 ) -> Detector:
     """Rules (built-in, `rules_dir`, minus `disabled`), channels and routes from `alerts:`."""
     from kaudit.alert.model import SystemClock
@@ -286,7 +310,9 @@ def build_detector(
         "detection",
         extra={"rules": len(rules), "channels": sorted(channels), "disabled": list(ac.disabled)},
     )
-    return Detector(store, rules, notifier, health, tick_s=ac.schedule_tick, lock=lock)
+    return Detector(
+        store, rules, notifier, health, tick_s=ac.schedule_tick, lock=lock, first_mark=first_mark
+    )
 
 
 # --- request and response models (they make /docs) -----------------------------------------
@@ -478,7 +504,12 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["probes"])
     def readyz() -> JSONResponse:
-        ok = rt.writer is not None and rt.writer.alive and rt.store is not None
+        ok = (
+            rt.writer is not None
+            and rt.writer.alive
+            and rt.store is not None
+            and rt.detect_ready.is_set()
+        )
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
     def render_metrics() -> PlainTextResponse:

@@ -92,6 +92,7 @@ class Detector:
         tz: str = "UTC",
         now: Callable[[], float] = time.time,
         lock: threading.Lock | None = None,
+        first_mark: int | None = None,
     ) -> None:
         self.store = store
         self.rules = [r for r in rules if r.enabled]
@@ -100,6 +101,7 @@ class Detector:
         self.notifier = notifier
         self.health = health
         self.tick_s = tick_s
+        self.min_pass_interval_s = 0.5
         self.tz = tz
         self.now = now
         self.stats = DetectStats()
@@ -119,7 +121,9 @@ class Detector:
             ).fetchone()
         finally:
             cur.close()
-        self._done: int | None = None if row is None else int(row[0])
+        # no saved mark (a first start): rows stored before the server started are history
+        # (backtest them); rows stored since `first_mark` are examined
+        self._done: int | None = first_mark if row is None else int(row[0])
 
     def _mark(self, top: int) -> None:
         cur = self.store.reader()
@@ -176,6 +180,10 @@ class Detector:
                 self.stats.last_hit_delay_s = time.perf_counter() - signal_at
             if stopping:
                 return
+            # Under a steady stream, fewer and larger passes: each pass has a fixed cost (the
+            # batch table, one statement per rule set) that would otherwise take the cores
+            # ingestion needs. Alerts stay well inside the 5 s the issue asks for.
+            self._stop.wait(self.min_pass_interval_s)
 
     def stream_once(self, done: int | None) -> int:
         """Streaming rules over rows after `done` (None: a first start — only new rows)."""
