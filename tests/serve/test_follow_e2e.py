@@ -33,13 +33,19 @@ def test_follow_through_rotation_compression_and_two_sigkills(
     make_server: Any, tmp_path: Path
 ) -> None:
     live = tmp_path / "log" / "audit.log"
+    # Detection is off: this test is about the follower, and on a loaded 2-core machine the
+    # rules' CPU use could let maxbackup delete a backup before kaudit reads it.
     server: Server = make_server(
-        {"follow": [{"path": str(live), "cluster": "node-1", "poll_interval": 0.05}]}
+        {
+            "follow": [{"path": str(live), "cluster": "node-1", "poll_interval": 0.05}],
+            "alerts": {"enabled": False},
+        }
     )
     admin = server.tokens.create("api", "admin", "test")[0]
     events = list(generate(3600, 21, START))
     lines = [dumps(e) for e in events]
-    writer = Lumberjack(live, maxsize=96 * 1024, maxbackup=20, compress=True)
+    # A backup lives ~40 rotations (~6 s) before maxbackup deletes it: room for two restarts.
+    writer = Lumberjack(live, maxsize=96 * 1024, maxbackup=40, compress=True)
     backlog = 400
     for line in lines[:backlog]:  # written while kaudit is not running yet
         writer.write(line)
@@ -64,7 +70,7 @@ def test_follow_through_rotation_compression_and_two_sigkills(
         server.start()
     t.join()
     writer.close()
-    assert writer.rotations >= 30
+    assert writer.rotations > 40  # more than maxbackup: backups were deleted during the run
     expected = {event_key("node-1", e) for e in events}
     got = _wait_for_count(server, admin, len(expected), timeout=20)
     assert got == len(expected)
@@ -74,4 +80,4 @@ def test_follow_through_rotation_compression_and_two_sigkills(
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
     # maxbackup deleted old backups: what kaudit read is gone from disk but stored
-    assert len(list(live.parent.iterdir())) <= 21
+    assert len(list(live.parent.iterdir())) <= 41  # the live file and 40 backups
