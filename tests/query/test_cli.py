@@ -184,3 +184,36 @@ def test_display_zone_setting(db: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert json.loads(run("query", "--db", str(db), "--format", "json", q)[1]) == [{"t": "22:13"}]
     out = run("query", "--db", str(db), "--format", "json", "--tz", "Asia/Shanghai", q)[1]
     assert json.loads(out) == [{"t": "06:13"}]
+
+
+def test_display_zone_comes_from_kaudit_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --tz and KAUDIT_TZ, `tz` of the configuration file is the display zone."""
+    from kaudit.cli.main import build
+
+    db = tmp_path / "k.duckdb"
+    with DuckDBStore.open(db) as store:
+        store.ingest_events(
+            [
+                {
+                    "auditID": "a",
+                    "stage": "ResponseComplete",
+                    "verb": "get",
+                    "stageTimestamp": "2025-01-01T00:30:00.000000Z",
+                }
+            ]
+        )
+    cfg = tmp_path / "kaudit.yaml"
+    cfg.write_text("tz: Asia/Shanghai\n")
+    monkeypatch.delenv("KAUDIT_TZ", raising=False)
+    q = "* | select date_format(from_unixtime(__time__), '%H:%i') as t"
+    runner = CliRunner()
+    res = runner.invoke(
+        build(), ["query", "--db", str(db), "--config", str(cfg), "--format", "json", q]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == [{"t": "08:30"}]
+    cfg.write_text("tz: Mars/Olympus\n")
+    res = runner.invoke(build(), ["query", "--db", str(db), "--config", str(cfg), q])
+    assert res.exit_code == 1 and "unknown time zone" in res.output

@@ -179,6 +179,13 @@ def test_token_webhook_config_and_cli_through_the_server(make_server: Any, tmp_p
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert len(res.stdout.splitlines()) == 30, res.stderr
+    res = subprocess.run(
+        [*cli, "query", "--db", str(server.db), "--format", "json", "--tz", "UTC",
+         "verb:* | select count(1) as n, min(date_format(from_unixtime(__time__), '%Y')) as y"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert orjson.loads(res.stdout) == [{"n": 30, "y": str(START.year)}]
     listing = run_cli("token", "list", "--config", str(server.config_path))
     assert "ingest" in listing.stdout and "dev" in listing.stdout
     server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
 import sys
@@ -100,7 +101,18 @@ def render_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], elapsed:
 @click.option("--from", "from_", metavar="T", help="window start: ISO 8601 or unix seconds")
 @click.option("--to", "to", metavar="T", help="window end (exclusive)")
 @click.option("--last", metavar="DURATION", help="window ending now, e.g. 15m, 2h, 7d")
-@click.option("--tz", metavar="ZONE", help="display time zone (default: the machine's)")
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    help="display time zone (default: KAUDIT_TZ, else `tz` of kaudit.yaml, else the machine's)",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="kaudit.yaml to read `tz` from (default: ./kaudit.yaml if present)",
+)
 @click.option(
     "--format",
     "fmt",
@@ -116,6 +128,7 @@ def query_cmd(
     to: str | None,
     last: str | None,
     tz: str | None,
+    config: str | None,
     fmt: str,
     explain: bool,
 ) -> None:
@@ -128,6 +141,11 @@ def query_cmd(
     from kaudit.query.run import check_zone, compile_query, default_functions, prepare
     from kaudit.query.run import execute as run_compiled
 
+    if tz is None and not os.environ.get("KAUDIT_TZ"):
+        from kaudit.serve.config import load_config
+
+        path = config or ("kaudit.yaml" if Path("kaudit.yaml").exists() else None)
+        tz = load_config(path).tz if path else None
     zone = check_zone(tz)
     if last and (to or from_):
         raise ConfigError("--last cannot be combined with --from/--to")
@@ -145,16 +163,22 @@ def query_cmd(
         click.echo(compiled.sql)
         click.echo("-- parameters: " + orjson.dumps(_json_value(list(compiled.params))).decode())
         return
-    from kaudit.store.duckdb import DuckDBStore
+    from kaudit.serve.client import store_or_remote
+    from kaudit.store.base import QueryResult
 
-    store = DuckDBStore.open(db, read_only=True)
-    try:
-        fns = default_functions(db.parent / "intel")
-        prepare(store, fns)
-        fns.start_query()
-        result = run_compiled(store, compiled)
-    finally:
-        store.close()
+    store, remote = store_or_remote(db, read_only=True)  # the server's API if it holds the DB
+    if remote is not None:
+        answer = remote.query(text, start, end, zone)
+        rows = [tuple(r) for r in answer["rows"]]
+        result = QueryResult(tuple(answer["columns"]), rows, float(answer["elapsed_s"]))
+    else:
+        try:
+            fns = default_functions(db.parent / "intel")
+            prepare(store, fns)
+            fns.start_query()
+            result = run_compiled(store, compiled)
+        finally:
+            store.close()
     if fmt == "json":
         click.echo(render_json(result.columns, result.rows))
     elif fmt == "csv":

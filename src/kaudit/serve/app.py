@@ -321,7 +321,10 @@ class QueryRequest(BaseModel):
     start: int | None = Field(None, alias="from", description="window start, unix seconds")
     end: int | None = Field(None, alias="to", description="window end (exclusive)")
     last: str | None = Field(None, description="window ending now: 15m, 2h, 7d")
-    tz: str | None = Field(None, description="display time zone (IANA), default UTC")
+    tz: str | None = Field(
+        None,
+        description="display time zone (IANA); default: the `tz` setting, else the server's",
+    )
 
 
 class SilenceRequest(BaseModel):
@@ -557,7 +560,8 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
                     raise ConfigError("last cannot be combined with from/to")
                 end = int(time.time())
                 start = end - int(_duration(req.last).total_seconds())
-            result = run_query(store, req.query, start=start, end=end, tz=req.tz or "UTC")
+            tz = req.tz or rt.config.tz
+            result = run_query(store, req.query, start=start, end=end, tz=tz)
         except UserError as exc:
             raise HTTPException(400, str(exc)) from None
         return {

@@ -87,6 +87,7 @@ class ServeConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     stalled_after: float = 300.0  # seconds of silence after which a cluster or file is stalled
     retention: int | None = None  # seconds; older events are deleted (hourly), None keeps all
+    tz: str | None = None  # display time zone of queries (IANA name); None: the machine's
     metrics_need_token: bool = True  # /metrics needs a viewer token (Prometheus: bearer_token)
     log_level: str = "info"
     config_path: str | None = None
@@ -111,6 +112,8 @@ host: 127.0.0.1                  # listen address (0.0.0.0 to accept other machi
 port: 8700                       # listen port (webhook, API, /metrics, /healthz, /readyz)
 public_url: null                 # URL others reach kaudit at (default: from host, port, tls)
 stalled_after: 300               # seconds of silence after which a cluster/file is "stalled"
+tz: null                         # display time zone of queries, e.g. Asia/Shanghai
+                                 # (kaudit query uses it too); null: the machine's zone
 retention: null                  # delete events older than this, e.g. 7d (checked hourly;
                                  # `kaudit prune` uses it too); null keeps everything
 metrics_need_token: true         # /metrics asks for a viewer token (Prometheus bearer_token)
@@ -346,6 +349,16 @@ def parse_config(text: str, source: str = "<config>") -> ServeConfig:
         vals["port"] = port
     if "stalled_after" in data:
         vals["stalled_after"] = _typed(data["stalled_after"], float, "stalled_after", loc)
+    if data.get("tz") is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(data["tz"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"tz: unknown time zone {data['tz']!r} (e.g. Asia/Shanghai)", loc
+            ) from None
+        vals["tz"] = str(data["tz"])
     if data.get("retention") is not None:
         try:
             vals["retention"] = parse_duration(str(data["retention"]))
