@@ -9,8 +9,7 @@ import re
 import shutil
 import sys
 import time
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +19,7 @@ import orjson
 
 from kaudit import units
 from kaudit.errors import ConfigError, InputError, Location
+from kaudit.query.run import json_value
 
 DEFAULT_DB = Path("kaudit-data") / "kaudit.duckdb"
 
@@ -46,23 +46,9 @@ def parse_time(text: str, tz: str, option: str) -> int:
     return int(dt.timestamp())
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, timedelta):
-        return v.total_seconds()
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    return v
-
-
 def render_json(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     """One JSON array of objects keyed by the column names exactly as the query names them."""
-    objs = [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+    objs = [{c: json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
     return orjson.dumps(objs, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -77,8 +63,8 @@ def render_csv(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 def _text(v: Any) -> str:
     if isinstance(v, dict | list):
-        return orjson.dumps(_json_value(v)).decode()
-    return str(_json_value(v))
+        return orjson.dumps(json_value(v)).decode()
+    return str(json_value(v))
 
 
 def render_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], elapsed: float) -> None:
@@ -161,7 +147,7 @@ def query_cmd(
     if explain:
         click.echo("-- duckdb")
         click.echo(compiled.sql)
-        click.echo("-- parameters: " + orjson.dumps(_json_value(list(compiled.params))).decode())
+        click.echo("-- parameters: " + orjson.dumps(json_value(list(compiled.params))).decode())
         return
     from kaudit.serve.client import store_or_remote
     from kaudit.store.base import QueryResult

@@ -17,8 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kaudit.alert.store import AlertStore
 from kaudit.errors import ConfigError, QueryError, StoreError, UserError
+from kaudit.query.run import json_value
 from kaudit.query.to_sql import selection_filter
 from kaudit.serve import metrics
 from kaudit.serve.auth import Principal, TokenStore, bearer, may, tokens_path
@@ -340,24 +340,6 @@ class PruneRequest(BaseModel):
     older_than: str = Field(description="delete events older than this, e.g. 30d")
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, timedelta):
-        return v.total_seconds()
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v
-
-
 def _duration(text: str) -> timedelta:
     from kaudit.cli.core import parse_duration
 
@@ -566,7 +548,7 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         return {
             "columns": list(result.columns),
-            "rows": [[_json_value(v) for v in row] for row in result.rows],
+            "rows": [[json_value(v) for v in row] for row in result.rows],
             "elapsed_s": round(result.elapsed_s, 6),
         }
 
@@ -639,7 +621,7 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
             found = alert_store().list_alerts(status, rule, limit)
         except UserError as exc:
             raise HTTPException(400, str(exc)) from None
-        return {"alerts": [_json_value(a.as_dict()) for a in found]}
+        return {"alerts": [json_value(a.as_dict()) for a in found]}
 
     def find_alert(prefix: str) -> Any:
         try:
@@ -649,13 +631,13 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/api/alerts/{fingerprint}", tags=["alerts"], summary="One alert (viewer)")
     def api_alert(fingerprint: str, _: Principal = viewer) -> dict[str, Any]:
-        return dict(_json_value(find_alert(fingerprint).as_dict()))
+        return dict(json_value(find_alert(fingerprint).as_dict()))
 
     def set_status(fingerprint: str, status: str) -> dict[str, Any]:
         a = find_alert(fingerprint)
         with rt.alert_lock:
             done = alert_store().set_status(a.fingerprint, status)
-        return dict(_json_value(done.as_dict()))
+        return dict(json_value(done.as_dict()))
 
     @app.post("/api/alerts/{fingerprint}/ack", tags=["alerts"], summary="Acknowledge (admin)")
     def api_ack(fingerprint: str, _: Principal = admin) -> dict[str, Any]:
