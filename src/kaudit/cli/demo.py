@@ -232,8 +232,15 @@ def _server(data: Path, port: int, on_line: Callable[[str], None]) -> Iterator[A
         "alerts": {
             "lang": "en",
             "channels": {"console": {"type": "console", "lang": "en"}},
-            # every alert is stored; the console shows medium and above
-            "routes": [{"channels": ["console"], "min_severity": "medium"}],
+            # Every alert is stored (`kaudit alerts list` shows them all); the console pages
+            # on high and above, and on the brief's two alerts whatever their severity.
+            "routes": [
+                {"channels": ["console"], "min_severity": "high"},
+                {
+                    "channels": ["console"],
+                    "rules": ["exec-into-container", "public-ip-failed-requests"],
+                },
+            ],
             "throttle_messages": 1000,
             "schedule_tick": 0.5,
         },
