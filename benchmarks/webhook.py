@@ -88,6 +88,9 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--batch", type=int, default=400)
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument(
+        "--no-rules", action="store_true", help="serve without live detection (alerts off)"
+    )
     args = ap.parse_args()
 
     from kaudit.sample.generate import generate, write_ndjson
@@ -137,6 +140,8 @@ def main() -> None:
         "log_level": "warning",
         "metrics_need_token": False,
     }
+    if args.no_rules:
+        cfg["alerts"] = {"enabled": False}
     ca = None
     if args.tls:
         subprocess.run(
