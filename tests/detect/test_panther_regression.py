@@ -116,7 +116,6 @@ DISAGREE: dict[tuple[str, str], str] = {
     ('Kubernetes.API.Multiple403.PublicIP', 'GCP GKE 403 from Public IP'): "one event: kaudit's permission-probing threshold needs 10 403s per user and IP",
     ('Kubernetes.Pod.SystemNamespace', 'GKE pod created in gke-system'): "kaudit's rule is narrower than Panther's here (different resource, verb, role name or namespace list)",
     ('Kubernetes.Pod.SystemNamespace', 'EKS pod created in kube-node-lease'): "kaudit's rule is narrower than Panther's here (different resource, verb, role name or namespace list)",
-    ('Kubernetes.Pod.SystemNamespace', 'System principal creating pod in kube-system (excluded)'): 'Panther excludes system principals/namespaces; kaudit keeps them visible (service-account abuse, detections.md §0.6)',
     ('Kubernetes.Pod.SystemNamespace', 'Failed pod creation (excluded)'): 'Panther excludes system principals/namespaces; kaudit keeps them visible (service-account abuse, detections.md §0.6)',
     ('Kubernetes.Pod.Host.IPC', 'System Namespace with HostIPC (Excluded)'): 'Panther excludes system principals/namespaces; kaudit keeps them visible (service-account abuse, detections.md §0.6)',
     ('Kubernetes.Pod.Host.IPC', 'Pod Creation Failed'): 'the Falco-parity rule does not gate on the response code (as Falco); a refused request is still reported',
