@@ -377,17 +377,16 @@ class Decoder:
                 yield from self._native_blocks(inp, all_blocks, rejects)
                 return
             lines = _lines_of(all_blocks)
-            first = next(lines)
             if container == "document":
-                yield from self._document(inp, first, lines, shape, rejects)
+                yield from self._document(inp, lines, shape, rejects)
             elif container == "legacy":
-                yield from self._legacy(inp, first, lines, rejects)
+                yield from self._per_line(inp, lines, rejects, parse_legacy_line)
             elif container == "csv":
-                yield from self._csv(inp, first, lines, rejects)
+                yield from self._csv(inp, lines, rejects)
             elif container == "eks-export":
-                yield from self._per_line(inp, first, lines, rejects, parse_eks_export_line)
+                yield from self._per_line(inp, lines, rejects, parse_eks_export_line)
             else:
-                yield from self._shaped_lines(inp, first, lines, SHAPES[shape], rejects)
+                yield from self._shaped_lines(inp, lines, SHAPES[shape], rejects)
         finally:
             if inp.path is not None:
                 stream.close()
@@ -548,12 +547,11 @@ class Decoder:
     def _shaped_lines(
         self,
         inp: Input,
-        first: tuple[int, bytes],
         lines: Iterator[tuple[int, bytes]],
         shape: Shape,
         rejects: list[Reject],
     ) -> Iterator[tuple[int | None, str, bool] | None]:
-        for lineno, line in _chain(first, lines):
+        for lineno, line in lines:
             obj = self._parse_line(inp.name, lineno, line, rejects)
             if obj is None:
                 continue
@@ -564,12 +562,11 @@ class Decoder:
     def _per_line(
         self,
         inp: Input,
-        first: tuple[int, bytes],
         lines: Iterator[tuple[int, bytes]],
         rejects: list[Reject],
         parse: Callable[[str], dict[str, Any]],
     ) -> Iterator[tuple[int | None, str, bool] | None]:
-        for lineno, line in _chain(first, lines):
+        for lineno, line in lines:
             text = line.decode("utf-8", "replace")
             try:
                 event = parse(text)
@@ -580,24 +577,14 @@ class Decoder:
                 continue
             yield self._finish(event, inp.name, lineno, rejects)
 
-    def _legacy(
-        self,
-        inp: Input,
-        first: tuple[int, bytes],
-        lines: Iterator[tuple[int, bytes]],
-        rejects: list[Reject],
-    ) -> Iterator[tuple[int | None, str, bool] | None]:
-        yield from self._per_line(inp, first, lines, rejects, parse_legacy_line)
-
     def _document(
         self,
         inp: Input,
-        first: tuple[int, bytes],
         lines: Iterator[tuple[int, bytes]],
         shape_name: str,
         rejects: list[Reject],
     ) -> Iterator[tuple[int | None, str, bool] | None]:
-        data = b"\n".join(line for _, line in _chain(first, lines))
+        data = b"\n".join(line for _, line in lines)
         if len(data) > max(self.options.max_event_size, 1) * 64:
             raise InputError(
                 f"{inp.name}: a single JSON document of {len(data) / 1048576:.0f} MiB; "
@@ -638,22 +625,22 @@ class Decoder:
     def _csv(
         self,
         inp: Input,
-        first: tuple[int, bytes],
         lines: Iterator[tuple[int, bytes]],
         rejects: list[Reject],
     ) -> Iterator[tuple[int | None, str, bool] | None]:
         columns = self.options.csv_columns
-        numbered = _chain(first, lines)
         if columns is None:
+            first = next(lines, None)
+            if first is None:
+                return
             header = next(csv.reader([first[1].decode("utf-8", "replace")]))
             if "auditID" not in header:
                 raise InputError(
-                    f"{inp.name}:1: a CSV without a header row; give its columns with "
+                    f"{inp.name}:{first[0]}: a CSV without a header row; give its columns with "
                     f"--csv-columns (a comma list, or one of: {', '.join(CSV_PRESETS)})"
                 )
             columns = tuple(header)
-            next(numbered)
-        for lineno, line in numbered:
+        for lineno, line in lines:
             text = line.decode("utf-8", "replace")
             try:
                 row = next(csv.reader([text]))
@@ -665,13 +652,6 @@ class Decoder:
                 rejects.append(Reject(inp.name, lineno, reason, message, text))
                 continue
             yield self._finish(event, inp.name, lineno, rejects)
-
-
-def _chain(
-    first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]]
-) -> Iterator[tuple[int, bytes]]:
-    yield first
-    yield from rest
 
 
 def _line_col(data: bytes, pos: int) -> tuple[int, int]:
