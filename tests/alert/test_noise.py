@@ -83,6 +83,7 @@ def test_notifier_stores_alerts_and_delivery_failures() -> None:
                  [Route(("ok", "bad"))], clock, retries=1, backoff_s=0)  # fmt: skip
     n.handle([hit(("a",))])
     n.handle([hit(("b",))])  # deduped: stored count 2, not sent again
+    assert n.flush(5)  # deliveries run on the channels' own threads
     assert len(ok.sent) == 1
     fp = fingerprint(EXEC.id, ("k",))
     a = AlertStore(store).get([fp])[fp]

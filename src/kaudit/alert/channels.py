@@ -374,9 +374,11 @@ def deliver(
     message: Message,
     retries: int = 3,
     backoff_s: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], bool | None] = time.sleep,
 ) -> str | None:
-    """Send with retries (backoff doubling); the last error text, or None when delivered."""
+    """Send with retries (backoff doubling); the last error text, or None when delivered.
+    A `sleep` that returns True (an `Event.wait` whose event was set: shutting down) ends the
+    retries there."""
     err: str | None = None
     for attempt in range(retries + 1):
         try:
@@ -384,8 +386,8 @@ def deliver(
             return None
         except DeliveryError as e:
             err = f"{channel.name}: {e}"
-            if attempt < retries:
-                sleep(backoff_s * (2**attempt))
+            if attempt < retries and sleep(backoff_s * (2**attempt)):
+                return f"{err} (retries stopped: kaudit is shutting down)"
     return err
 
 

@@ -1,10 +1,18 @@
 """Hits -> stored alerts -> notifications: the one place that does the I/O around the pure
-functions of `noise`."""
+functions of `noise`.
+
+Alerts are stored synchronously, by the caller's thread; messages go to the channels through
+an `Outbox` (a worker thread and a bounded queue per channel), so a channel that hangs or is
+down delays neither detection nor the other channels. Every message that is not delivered —
+retries exhausted, queue full, still queued at shutdown — is recorded on its alerts
+(`delivery_errors`) and counted in `failures` (`/metrics`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +21,7 @@ from typing import Any
 from kaudit.alert.channels import CHANNEL_TYPES, Channel, ConsoleChannel, Texts, deliver
 from kaudit.alert.model import Alert, Clock, fingerprint
 from kaudit.alert.noise import Message, Route, Throttle, Update, apply_hits, plan_messages
+from kaudit.alert.outbox import ChannelStats, Outbox
 from kaudit.alert.store import AlertStore
 from kaudit.detect.engine import Hit
 from kaudit.detect.model import SEVERITY_RANK, Rule
@@ -31,27 +40,85 @@ class Notifier:
     retries: int = 3
     backoff_s: float = 0.5
     failures: dict[str, int] = field(default_factory=dict)  # per channel, for /metrics
+    queue_size: int = 1000  # messages waiting per channel before new ones are refused
+    # the one lock of the alerts table: DuckDB refuses concurrent updates of one row, and the
+    # workers record delivery errors while detection saves alerts (serve passes its own)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    outbox: Outbox = field(init=False)
+    _closed: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.channels, self._send, self._done, self.queue_size)
 
     def handle(self, hits: Iterable[Hit]) -> list[Update]:
+        """Store the alerts the hits make or update, and queue their notifications; returns
+        without waiting for any channel."""
         hits = list(hits)
-        now = self.clock.now()
-        known = self.alerts.get(fingerprint(h.rule_id, h.key) for h in hits)
-        updates = apply_hits(hits, self.rules, known, self.alerts.silences(now), now, self.lang)
-        latest: dict[str, Alert] = {u.alert.fingerprint: u.alert for u in updates}
-        self.alerts.save(latest.values())
-        to_send = [u.alert for u in updates if u.notify]
-        for ch_name, msg in plan_messages(to_send, self.routes, self.throttle, now):
-            ch = self.channels.get(ch_name)
-            err = (
-                f"{ch_name}: no such channel"
-                if ch is None
-                else deliver(ch, msg, self.retries, self.backoff_s)
-            )
-            if err is not None:
-                self.failures[ch_name] = self.failures.get(ch_name, 0) + 1
-                for a in msg.alerts:
-                    self.alerts.record_delivery_error(a.fingerprint, err)
+        with self.lock:
+            now = self.clock.now()
+            known = self.alerts.get(fingerprint(h.rule_id, h.key) for h in hits)
+            updates = apply_hits(hits, self.rules, known, self.alerts.silences(now), now, self.lang)
+            latest: dict[str, Alert] = {u.alert.fingerprint: u.alert for u in updates}
+            self.alerts.save(latest.values())
+            to_send = [u.alert for u in updates if u.notify]
+            for ch_name, msg in plan_messages(to_send, self.routes, self.throttle, now):
+                if ch_name not in self.channels:
+                    self._record(ch_name, msg, f"{ch_name}: no such channel")
+                elif not self.outbox.put(ch_name, msg):
+                    self._record(ch_name, msg, self._refusal(ch_name))
         return updates
+
+    def _refusal(self, ch_name: str) -> str:
+        if self.outbox.closed:
+            return f"{ch_name}: not sent: kaudit is shutting down"
+        return (
+            f"{ch_name}: not sent: delivery queue full ({self.queue_size} messages waiting; "
+            "the channel is slower than the alerts)"
+        )
+
+    def _send(self, ch: Channel, msg: Message, abort: threading.Event) -> str | None:
+        return deliver(ch, msg, self.retries, self.backoff_s, abort.wait)
+
+    def _done(self, ch_name: str, msg: Message, err: str | None) -> None:
+        if err is None:
+            return
+        with self.lock:
+            if not self._closed:  # after close() the store may be closed too
+                self._record(ch_name, msg, err)
+
+    def _record(self, ch_name: str, msg: Message, err: str) -> None:
+        """A lost message: on each of its alerts and in the channel's count (lock held)."""
+        self.failures[ch_name] = self.failures.get(ch_name, 0) + 1
+        for a in msg.alerts:
+            self.alerts.record_delivery_error(a.fingerprint, err)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued message is delivered or recorded; False on timeout."""
+        return self.outbox.flush(timeout)
+
+    def close(self, drain_timeout: float = 10.0) -> int:
+        """Deliver what is queued for up to `drain_timeout` seconds, then record what is left
+        as a delivery failure on its alerts; the number of messages left. Call it before the
+        store closes; `handle` refuses (and records) anything after."""
+        left = self.outbox.close(drain_timeout)
+        with self.lock:
+            for lo in left:
+                err = (
+                    f"{lo.channel}: still being sent when kaudit stopped "
+                    f"(drain_timeout {drain_timeout:g}s); outcome unknown"
+                    if lo.in_flight
+                    else f"{lo.channel}: not sent: kaudit stopped before delivery "
+                    f"(drain_timeout {drain_timeout:g}s)"
+                )
+                self._record(lo.channel, lo.message, err)
+            self._closed = True
+        return len(left)
+
+    def delivery_stats(self) -> dict[str, ChannelStats]:
+        """Per channel: queue depth, delivered, failed, refused because the queue was full."""
+        idle = ChannelStats(0, 0, 0, 0)
+        got = self.outbox.stats()
+        return {name: got.get(name, idle) for name in self.channels}
 
 
 # --- construction from kaudit.yaml `alerts:` (serve, demo) -----------------------------------

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from kaudit.alert.store import AlertStore
+from kaudit.detect.model import Rule
 from kaudit.errors import ConfigError, QueryError, StoreError, UserError
 from kaudit.query.run import json_value
 from kaudit.query.to_sql import selection_filter
@@ -63,6 +64,7 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     write_server_file: bool = True
     detector: Detector | None = None
+    rules: list[Rule] | None = None  # loaded by create_app (a bad rule file refuses start-up)
     alerts: AlertStore | None = None
     alert_lock: threading.Lock = field(default_factory=threading.Lock)
     # set once detection runs (or failed to start, logged): /readyz waits for it, ingestion not
@@ -133,7 +135,7 @@ class Runtime:
         assert self.store is not None and self.alerts is not None and self.writer is not None
         try:
             det = build_detector(self.config, self.store, self.alerts, self.health,
-                                 self.alert_lock, mark)  # fmt: skip
+                                 self.alert_lock, mark, self.rules)  # fmt: skip
         except Exception as exc:
             log.error("detection not started", extra={"error": str(exc)})
             self.detect_ready.set()
@@ -153,6 +155,13 @@ class Runtime:
             self.writer.close()
         if self.detector is not None:
             self.detector.stop()  # after the writer: every commit has been looked at
+            # before the store closes: what the channels have not sent by the deadline is
+            # recorded on its alerts as a delivery failure
+            drain = self.config.alerts.drain_timeout
+            left = self.detector.notifier.close(drain)
+            if left:
+                log.warning("alert messages not delivered at shutdown",
+                            extra={"messages": left, "drain_timeout": drain})  # fmt: skip
         if self.store is not None:
             self.store.close()
         if self.write_server_file:
@@ -252,6 +261,7 @@ class Runtime:
         return stored, {
             "notified": dict(st.notified),
             "failures": dict(d.notifier.failures),
+            "delivery": d.notifier.delivery_stats(),
             "channels": sorted(d.notifier.channels),
             "counters": {
                 "streaming_runs_total": st.streaming_runs,
@@ -275,6 +285,49 @@ class Runtime:
         return self.store
 
 
+def load_rules(cfg: ServeConfig) -> list[Rule]:
+    """The rules serve runs: the built-in ones, then every file of `rules_dir`, minus
+    `disabled`.
+
+    A `rules_dir` file that does not load, a rule of it that does not compile, or one that
+    takes a built-in rule's id raises `RuleError` naming `file:line`, and `kaudit serve`
+    refuses to start: a SIEM that runs without a rule its user wrote, and says so only in a
+    log, is worse than one that does not start."""
+    from kaudit.detect.compile import compile_rule
+    from kaudit.detect.load import builtin_rules, load_paths
+    from kaudit.detect.model import RuleError
+    from kaudit.errors import KauditError
+
+    ac = cfg.alerts
+    builtin = builtin_rules() if ac.builtin_rules else []
+    builtin_ids = {r.id for r in builtin}
+    dirs = [Path(p) for p in ac.rules_dir]
+    own = load_paths(dirs)  # raises at the first error, with its file:line:col
+    for d in dirs:
+        if d.is_dir() and not [*d.glob("*.yaml"), *d.glob("*.yml")]:
+            log.warning("rules_dir holds no rule (*.yaml, *.yml)", extra={"rules_dir": str(d)})
+    for r in own:
+        if r.id in builtin_ids:
+            raise RuleError(
+                f"rule id {r.id!r} is taken by a built-in rule: give this rule another id "
+                "(and list the built-in in alerts.disabled to replace it)",
+                r.location,
+            )
+        if not r.enabled or r.id in ac.disabled:
+            continue
+        try:
+            compile_rule(r)
+        except KauditError as exc:
+            # one line: the compiler's message carries the query and a caret below it
+            first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+            raise RuleError(first, exc.location or r.location) from None
+    rules = [r for r in [*builtin, *own] if r.id not in ac.disabled]
+    unknown = sorted(set(ac.disabled) - builtin_ids - {r.id for r in own})
+    if unknown:
+        log.warning("alerts.disabled names no rule", extra={"ids": unknown})
+    return rules
+
+
 def build_detector(
     cfg: ServeConfig,
     store: DuckDBStore,
@@ -282,17 +335,17 @@ def build_detector(
     health: Health,
     lock: threading.Lock,
     first_mark: int | None = None,
+    rules: list[Rule] | None = None,
 ) -> Detector:
-    """Rules (built-in, `rules_dir`, minus `disabled`), channels and routes from `alerts:`."""
+    """The detector of `rules` (default: `load_rules(cfg)`), with the channels and routes of
+    `alerts:`; the notifier shares `lock` with the API's alert writes."""
     from kaudit.alert.model import SystemClock
     from kaudit.alert.noise import Throttle
     from kaudit.alert.pipeline import Notifier, channel_from_config, routes_from_config
-    from kaudit.detect.load import builtin_rules, load_paths
 
     ac = cfg.alerts
-    rules = builtin_rules() if ac.builtin_rules else []
-    rules += load_paths([Path(p) for p in ac.rules_dir])
-    rules = [r for r in rules if r.id not in ac.disabled]
+    if rules is None:
+        rules = load_rules(cfg)
     channels = {n: channel_from_config(n, spec) for n, spec in ac.channels.items()}
     by_id = {r.id: r for r in rules}
     by_id[GAP_RULE.id] = GAP_RULE
@@ -305,6 +358,8 @@ def build_detector(
         Throttle(ac.throttle_messages, ac.throttle_window),
         ac.lang,
         ac.retries,
+        queue_size=ac.queue_messages,
+        lock=lock,
     )
     log.info(
         "detection",
@@ -358,6 +413,10 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
     """The app; its lifespan opens the store, starts the writer and followers, and on
     shutdown stores everything acknowledged before closing."""
     rt = runtime or Runtime(config)
+    if config.alerts.enabled and rt.rules is None:
+        # now, before the server listens: a bad rule file stops `kaudit serve` with its
+        # file:line instead of being logged by a server that runs without the rule
+        rt.rules = load_rules(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -71,6 +71,8 @@ class AlertsConfig:
     throttle_messages: int = 20  # per channel per throttle_window; the rest is held back
     throttle_window: int = 60  # seconds
     retries: int = 3  # per message, backoff doubling from 0.5 s
+    queue_messages: int = 1000  # per channel; beyond, a message is refused (on the alert)
+    drain_timeout: float = 10.0  # seconds at shutdown to deliver what is queued
     schedule_tick: float = 1.0  # seconds between looks for due scheduled windows and gaps
 
 
@@ -147,6 +149,10 @@ alerts:                          # live detection (docs/detect.md)
   throttle_messages: 20          # at most this many messages per channel per window;
   throttle_window: 60            #   what is held back is reported in the next message
   retries: 3                     # delivery attempts after the first, backoff from 0.5 s
+  queue_messages: 1000           # each channel sends on its own thread from a queue this
+                                 #   long; a message refused when it is full, or still
+  drain_timeout: 10s             #   queued this long after shutdown begins, is recorded as
+                                 #   a delivery error on its alerts and in /metrics
   schedule_tick: 1.0             # seconds between scheduler looks (due windows, late rows,
                                  #   stalled sources -> audit-events-stopped)
   channels: {}                   # name -> settings; alerts go nowhere but the alerts table
@@ -193,6 +199,18 @@ def _typed(value: Any, kind: type, key: str, loc: Location) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}", loc)
     return value
+
+
+def _seconds(value: Any, key: str, loc: Location) -> float:
+    """A number of seconds (0 allowed) or a duration such as `10s`, `2m`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(f"{key}: must not be negative", loc)
+        return float(value)
+    try:
+        return float(parse_duration(str(value)))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}", loc) from None
 
 
 def _mapping(value: Any, key: str, loc: Location) -> dict[str, Any]:
@@ -306,6 +324,12 @@ def _alerts(data: dict[str, Any], loc: Location) -> AlertsConfig:
             out[k] = _typed(data[k], int, f"alerts.{k}", loc)
             if out[k] < 0:
                 raise ConfigError(f"alerts.{k}: must not be negative", loc)
+    if "queue_messages" in data:
+        out["queue_messages"] = _typed(data["queue_messages"], int, "alerts.queue_messages", loc)
+        if out["queue_messages"] < 1:
+            raise ConfigError("alerts.queue_messages: must be at least 1", loc)
+    if "drain_timeout" in data:
+        out["drain_timeout"] = _seconds(data["drain_timeout"], "alerts.drain_timeout", loc)
     if "schedule_tick" in data:
         out["schedule_tick"] = _typed(data["schedule_tick"], float, "alerts.schedule_tick", loc)
         if out["schedule_tick"] <= 0:

@@ -110,7 +110,7 @@ class Detector:
         self._stop = threading.Event()
         # one writer of the alerts table at a time (the notifier reads then writes; the API
         # acknowledges): DuckDB refuses concurrent updates of one row
-        self._lock = lock or threading.Lock()
+        self._lock = lock or notifier.lock
         self._stalled: set[tuple[str, str]] = set()
         self._threads: list[threading.Thread] = []
         cur = store.reader()
@@ -156,8 +156,9 @@ class Detector:
     def _handle(self, hits: list[Hit]) -> None:
         if not hits:
             return
-        with self._lock:
-            updates = self.notifier.handle(hits)
+        # the notifier takes the alerts lock itself and only queues the deliveries: a slow
+        # channel never holds detection up
+        updates = self.notifier.handle(hits)
         for u in updates:
             if u.notify:
                 k = (u.alert.rule_id, u.alert.severity)

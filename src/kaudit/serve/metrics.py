@@ -127,10 +127,27 @@ def render_alerts(stored: Mapping[tuple[str, str, str], int], detect: Mapping[st
         family("kaudit_alerts_notified_total", "counter", "alert notifications sent to routing")
         for (rule, sev), n in sorted(detect["notified"].items()):
             lines.append(f"kaudit_alerts_notified_total{{{_labels(rule=rule, severity=sev)}}} {n}")
-        family("kaudit_alert_delivery_failures_total", "counter", "messages a channel lost")
+        family(
+            "kaudit_alert_delivery_failures_total",
+            "counter",
+            "messages not delivered (retries exhausted, queue full, left at shutdown)",
+        )
         for ch in sorted({*detect["channels"], *detect["failures"]}):
             n = detect["failures"].get(ch, 0)
             lines.append(f"kaudit_alert_delivery_failures_total{{{_labels(channel=ch)}}} {n}")
+        delivery = detect.get("delivery", {})
+        per_channel = (
+            ("kaudit_alert_delivery_queue_messages", "gauge", "messages waiting or being sent",
+             "queued"),
+            ("kaudit_alert_delivered_total", "counter", "messages a channel accepted",
+             "delivered"),
+            ("kaudit_alert_delivery_queue_full_total", "counter",
+             "messages refused because the channel's queue was full", "queue_full"),
+        )  # fmt: skip
+        for name, kind, help_, attr in per_channel:
+            family(name, kind, help_)
+            for ch, st in sorted(delivery.items()):
+                lines.append(f"{name}{{{_labels(channel=ch)}}} {getattr(st, attr)}")
         for key, value in detect["counters"].items():
             name = f"kaudit_detect_{key}"
             family(name, "counter", f"live detection: {key.replace('_', ' ')}")
