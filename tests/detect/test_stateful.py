@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from kaudit.detect.compile import Window
 from kaudit.detect.engine import _with_defaults, run_rule
 from kaudit.detect.load import load_text
+from kaudit.detect.model import RuleError
 from kaudit.store.duckdb import DuckDBStore
 
 HEAD = "id: x\ntitle: t\ndescription: d\nseverity: medium\nmitre: [T1613]\n"
@@ -51,18 +55,55 @@ def test_cardinality() -> None:
     assert hits(rule, evs[:3], 0, 300) == []
 
 
-def test_new_term() -> None:
-    old = ev(1, 10, verb="get", user={"username": "bob"}, sourceIPs=["10.0.0.1"],
-             objectRef={"resource": "secrets"})  # fmt: skip
-    seen = ev(2, 4000, verb="get", user={"username": "bob"}, sourceIPs=["10.0.0.1"],
-              objectRef={"resource": "secrets"})  # fmt: skip
-    new = ev(3, 4010, verb="get", user={"username": "bob"}, sourceIPs=["47.1.1.1"],
-             objectRef={"resource": "secrets"})  # fmt: skip
-    rule = ("new_term: {search: 'objectRef.resource:secrets', by: ['\"user.username\"'],"
-            " terms: ['json_format(json_array_get(sourceIPs, 0))'], history: 7d,"
-            " every: 1h, window: 1h}\n")  # fmt: skip
-    out = hits(rule, [old, seen, new], 3600, 7200)
+def read(i: int, sec: int, user: str, ip: str) -> dict[str, Any]:
+    """A secret read at T0 + `sec` (any number of days)."""
+    t = datetime.fromtimestamp(T0 + sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _with_defaults({"auditID": f"e{i}", "stageTimestamp": t, "verb": "get",
+                           "user": {"username": user}, "sourceIPs": [ip],
+                           "objectRef": {"resource": "secrets"}}, i)  # fmt: skip
+
+
+NEW_IP = (
+    "new_term: {search: 'objectRef.resource:secrets', by: ['\"user.username\"'],"
+    " terms: ['json_format(json_array_get(sourceIPs, 0))'], history: 7d,"
+    " every: 1h, window: 1h%s}\n"
+)
+DAY = 86400
+
+
+def test_new_term_fires_for_a_known_identity_only() -> None:
+    evs = [
+        read(1, 10, "bob", "10.0.0.1"),  # bob's history, two days before the window
+        read(2, 2 * DAY + 100, "bob", "10.0.0.1"),  # a known term again: nothing
+        read(3, 2 * DAY + 200, "bob", "47.1.1.1"),  # a new term of a known identity
+        read(4, 2 * DAY + 300, "eve", "47.1.1.2"),  # a brand-new identity: its baseline
+    ]
+    out = hits(NEW_IP % "", evs, 2 * DAY, 2 * DAY + 3600)
+    assert [(h.key, h.event_ids) for h in out] == [(("bob", "47.1.1.1"), ("e3",))]
+
+
+def test_new_term_needs_the_learning_period() -> None:
+    evs = [read(1, 0, "bob", "10.0.0.1"), read(2, 4000, "bob", "47.1.1.1")]
+    assert hits(NEW_IP % "", evs, 3600, 7200) == []  # known for 67 min < 1 day (default)
+    out = hits(NEW_IP % ", learning: 1h", evs, 3600, 7200)
     assert [h.key for h in out] == [("bob", "47.1.1.1")]
+
+
+def test_new_term_seen_in_history_is_not_new() -> None:
+    evs = [
+        read(1, 0, "bob", "10.0.0.1"),
+        read(2, DAY + 10, "bob", "47.1.1.1"),  # first seen before the window
+        read(3, 2 * DAY + 10, "bob", "47.1.1.1"),
+    ]
+    assert hits(NEW_IP % "", evs, 2 * DAY, 2 * DAY + 3600) == []
+    # the same pair, looked at in the window where it first appeared, is new
+    assert len(hits(NEW_IP % "", evs, DAY, DAY + 3600)) == 1
+
+
+def test_new_term_learning_longer_than_history_is_refused() -> None:
+    with pytest.raises(RuleError) as e:
+        load_text(HEAD + (NEW_IP % ", learning: 8d"), "<t>")
+    assert str(e.value).startswith("<t>:6:") and "longer than history" in str(e.value)
 
 
 def test_spike() -> None:

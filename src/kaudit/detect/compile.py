@@ -81,12 +81,12 @@ def exception_pred(ex: Exceptions) -> exp.Expr | None:
         # Every container's image repository (the image up to ':' or '@', as Falco cuts it) is
         # an entry or under one (`registry.k8s.io` covers `registry.k8s.io/pause`) is
         # allowed: remove the allowed ones from the body; no other image may remain.
-        alts = "|".join(re.escape(i) for i in ex.images)
+        alts = "|".join(a for i in ex.images for a in image_patterns(i))
         body = exp.func("coalesce", _col("requestObject"), _str(""))
         stripped = exp.func(
             "regexp_replace",
             body,
-            _str(f'"image":\\s*"(?:{alts})(?:/[^"]*)?(?:[:@][^"]*)?"'),
+            _str(f'"image":\\s*"(?:{alts})"'),
             _str(""),
         )
         preds.append(
@@ -101,6 +101,40 @@ def exception_pred(ex: Exceptions) -> exp.Expr | None:
     for p in preds[1:]:
         out = exp.or_(out, p)
     return exp.func("coalesce", exp.paren(out), exp.false())
+
+
+_HUB = r"(?:(?:index\.|registry-1\.)?docker\.io)"
+_TAIL = r'(?:[:@][^"]*)?'  # tag and/or digest
+
+
+def image_patterns(entry: str) -> list[str]:
+    """RE2 patterns for the whole image strings an `exceptions.images` entry covers.
+
+    An entry covers itself and the repositories under it, with any tag or digest. A Docker Hub
+    entry also covers the short forms the container runtime expands to it (distribution's
+    reference.ParseNormalizedNamed: a first path segment that is not a host, i.e. has no '.'
+    or ':' and is not `localhost`, means docker.io, and a name without '/' means
+    docker.io/library): `docker.io/library` covers `nginx:1.25`, `docker.io/grafana` covers
+    `grafana/grafana`, `docker.io` covers every short name. RE2 has no lookahead, so
+    `localhost/x` counts as a short name for a bare `docker.io` entry."""
+    own = f'{re.escape(entry)}(?:/[^"]*)?{_TAIL}'
+    hub, _, rest = entry.partition("/")
+    if hub not in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return [own]
+    out = [
+        f'{_HUB}(?:/[^"]*)?{_TAIL}' if not rest else f'{_HUB}/{re.escape(rest)}(?:/[^"]*)?{_TAIL}'
+    ]
+    if not rest:
+        out += ['[^"/]*', '[^"/.:]+/[^"]*']  # no '/' at all, or a first segment that is no host
+    elif rest == "library" or rest.startswith("library/"):
+        sub = rest[len("library") :].lstrip("/")
+        out.append(f"{re.escape(sub)}{_TAIL}" if sub else '[^"/]*')  # `nginx`, `nginx:1.25`
+        out.append(f'{re.escape(rest)}(?:/[^"]*)?{_TAIL}')  # `library/nginx`
+    else:
+        out.append(f'{re.escape(rest)}/[^"]*')  # `grafana/…` (`grafana` alone is library/)
+        if "/" in rest:
+            out[-1] = f'{re.escape(rest)}(?:/[^"]*)?{_TAIL}'
+    return out
 
 
 def _where(rule: Rule, where: str | None) -> exp.Expr | None:
@@ -211,10 +245,10 @@ def rule_query_text(rule: Rule, window: Window | None = None) -> tuple[str, int 
         ]
         return _aggregate(rule, k.search, k.where, k.by, extra, having), None
     if isinstance(k, NewTerm):
-        first = exp.func("min", _col("__time__"))
-        having = exp.GTE(this=first, expression=exp.Literal.number(ws))
+        # every (key, term) pair over the history and the window; `compile_rule` keeps the
+        # new ones of known keys (`new_terms_of_known_keys`)
         extra = [exp.alias_(_count(), "count", quoted=True)]
-        return _aggregate(rule, k.search, k.where, (*k.by, *k.terms), extra, having), k.history_s
+        return _aggregate(rule, k.search, k.where, (*k.by, *k.terms), extra, None), k.history_s
     if isinstance(k, Spike):
         now_t = exp.GTE(this=_col("__time__"), expression=exp.Literal.number(ws))
         cur = exp.func("count_if", now_t)
@@ -252,9 +286,44 @@ def compile_rule(rule: Rule, window: Window | None = None, tz: str = "UTC") -> C
     if window is not None:
         start, end = window.start - (reach or 0), window.end
     try:
-        return compile_query(text, start=start, end=end, tz=tz, default_limit=None)
+        q = compile_query(text, start=start, end=end, tz=tz, default_limit=None)
     except QueryError as e:
         raise RuleError(f"rule {rule.id}: {e}", rule.location) from None
+    if isinstance(rule.kind, NewTerm):
+        return new_terms_of_known_keys(q, rule.kind, window.start if window is not None else 0)
+    return q
+
+
+def new_terms_of_known_keys(q: CompiledQuery, k: NewTerm, window_start: int) -> CompiledQuery:
+    """Of the (key, term) groups read over history and window, the pairs first seen in the
+    window whose key had matched at least `learning_s` earlier.
+
+    A pair's `__first` is its first event in reach; the key's first event is the least `__first`
+    over its pairs. Without the second condition every key seen for the first time would bring
+    only new terms (issue 6: every identity alerting the first time it is seen)."""
+    tree, params = retarget(q, None, 0)
+    keys = [exp.column(f"__k{i}", quoted=True) for i in range(len(k.by))]
+    first = exp.column("__first", quoted=True)
+    key_first = exp.Window(this=exp.func("min", first.copy()), partition_by=keys)
+    inner = exp.select(exp.Star(), exp.alias_(key_first, "__key_first", quoted=True)).from_(
+        exp.Subquery(this=tree, alias=exp.TableAlias(this=exp.to_identifier("g")))
+    )
+    known = exp.and_(
+        exp.GTE(this=first.copy(), expression=exp.Literal.number(window_start)),
+        exp.GTE(
+            this=first.copy(),
+            expression=exp.Add(
+                this=exp.column("__key_first", quoted=True),
+                expression=exp.Literal.number(k.learning_s),
+            ),
+        ),
+    )
+    outer = (
+        exp.select(exp.Star(except_=[exp.column("__key_first", quoted=True)]))
+        .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("w"))))
+        .where(known)
+    )
+    return CompiledQuery(outer.sql(dialect="duckdb"), params)
 
 
 def compile_sequence(rule: Rule, window: Window | None, tz: str) -> CompiledQuery:

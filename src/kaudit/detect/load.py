@@ -206,16 +206,25 @@ def _kind(name: str, n: N) -> Kind:
             _opt_str(m, "where", w),
         )
     if name == "new_term":
-        m = n.mapping(w, (*common, "terms", "history"))
+        m = n.mapping(w, (*common, "terms", "history", "learning"))
         every, window = _every_window(m, n, w)
+        history = _need(m, n, w, "history").duration("new_term.history")
+        # default: a day of history for the key, or the whole history when that is shorter
+        learning = m["learning"].duration("new_term.learning") if "learning" in m else None
+        if learning is not None and learning > history:
+            raise m["learning"].fail(
+                f"new_term.learning ({learning}s) is longer than history ({history}s): "
+                "the key's first event would be out of reach"
+            )
         return NewTerm(
             _need(m, n, w, "search").text("new_term.search"),
             _need(m, n, w, "by").strs("new_term.by") if "by" in m else (),
             _need(m, n, w, "terms").strs("new_term.terms"),
-            _need(m, n, w, "history").duration("new_term.history"),
+            history,
             every,
             window,
             _opt_str(m, "where", w),
+            min(history, 86400) if learning is None else learning,
         )
     if name == "spike":
         m = n.mapping(w, (*common, "factor", "min_count", "reference"))

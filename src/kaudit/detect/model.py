@@ -127,7 +127,12 @@ class Cardinality:
 
 @dataclass(frozen=True, slots=True)
 class NewTerm:
-    """A value of `terms` (per `by` key) seen in the window and not in the `history_s` before."""
+    """A value of `terms` for a known `by` key: first seen in the window, not in the `history_s`
+    before it, and the key itself matched at least `learning_s` before the value appeared.
+
+    The second condition is what Elastic's new_terms history window means for an identity: a
+    key with no history has nothing to compare with, so its first values are its baseline, not
+    news (a brand-new service account's first IP is not "a new IP for it")."""
 
     search: str
     by: tuple[str, ...]
@@ -136,6 +141,7 @@ class NewTerm:
     every_s: int
     window_s: int
     where: str | None = None
+    learning_s: int = 86400
 
 
 @dataclass(frozen=True, slots=True)
