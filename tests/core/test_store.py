@@ -201,3 +201,57 @@ def test_server_retention_deletes_old_events(tmp_path: Path) -> None:
         assert rt.prune_expired() == 0
     finally:
         rt.stop()
+
+
+def _rows(n: int, start: datetime, first: int = 0) -> list[dict[str, object]]:
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    return [
+        event(i, stageTimestamp=(start + timedelta(seconds=i)).strftime(fmt))
+        for i in range(first, first + n)
+    ]
+
+
+def test_seq_orders_arrival_and_survives_a_compacting_prune(tmp_path: Path) -> None:
+    """Streaming detection marks how far it read by `seq`: rows stored after the mark are
+    found after a prune has deleted (and a checkpoint compacted) everything before them."""
+    now = datetime.now(UTC)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        store.ingest_events(_rows(130_000, now - timedelta(days=30)))  # more than a row group
+        mark = store.committed_seq()
+        assert mark == 129_999
+        store.ingest_events(_rows(5, now - timedelta(hours=1), first=200_000))
+        assert store.prune(now - timedelta(days=7)) == 130_000
+        after = store.reader().execute("SELECT auditID FROM events WHERE seq > ?", [mark])
+        assert len(after.fetchall()) == 5
+        assert store.committed_seq() == mark + 5
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:  # the counter continues
+        assert store.committed_seq() == mark + 5
+        store.ingest_events(_rows(1, now, first=300_000))
+        assert store.committed_seq() == mark + 6
+
+
+def test_seq_is_only_committed_with_the_transaction() -> None:
+    with DuckDBStore.open(":memory:") as store:
+        store.begin()
+        store.ingest_events(_rows(3, datetime.now(UTC)))
+        assert store.committed_seq() == -1  # readers must not skip past uncommitted rows
+        store.commit()
+        assert store.committed_seq() == 2
+
+
+def test_a_schema_1_store_gets_seq_from_rowid(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    with DuckDBStore.open(db) as store:
+        store.ingest_events(_rows(4, datetime.now(UTC)))
+    con = duckdb.connect(str(db))  # make it what kaudit schema 1 wrote: no `seq`
+    con.execute("DROP VIEW events")
+    con.execute("ALTER TABLE event_rows DROP COLUMN seq")
+    con.execute("UPDATE kaudit_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with DuckDBStore.open(db) as store:
+        cur = store.reader()
+        assert cur.execute("SELECT seq = rowid FROM events").fetchall() == [(True,)] * 4
+        assert _one(store, "SELECT value FROM kaudit_meta WHERE key = 'schema_version'") == ("2",)
+        assert store.committed_seq() == 3

@@ -235,7 +235,7 @@ def test_restart_examines_rows_committed_before_a_crash(make_server: Any, tmp_pa
     import duckdb
 
     con = duckdb.connect(str(server.db))
-    con.execute("UPDATE detect_marks SET last_rowid = last_rowid - 1 WHERE name = ?",
+    con.execute("UPDATE detect_marks SET last_seq = last_seq - 1 WHERE name = ?",
                 ["streaming"])  # fmt: skip
     con.execute("DELETE FROM alerts")
     con.close()

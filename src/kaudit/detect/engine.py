@@ -1,7 +1,7 @@
 """Running rules: the streaming pass over a batch, scheduled rounds, backtests, inline tests.
 
 Streaming: every enabled `match` rule is one branch of a single `UNION ALL` statement; each
-branch reads the batch's rows (`rowid` above the marker taken before the append) straight from
+branch reads the batch's rows (`seq` above the marker taken before the append) straight from
 the physical table, so a batch costs one SQL execution whatever the number of rules (issue 6:
 vectorised, not one Python call per event per rule). Scheduled and stateful rules run one query
 per rule and window; `due_windows` yields every window since the last one run, so a restart
@@ -63,14 +63,13 @@ def _text(v: Any) -> str:
 
 
 def batch_marker(store: DuckDBStore) -> int:
-    """Take before an append: the rows stored after it have a greater `rowid`."""
-    row = store.reader().execute("SELECT coalesce(max(rowid), -1) FROM events").fetchone()
-    return int(row[0]) if row else -1
+    """Take before an append: the rows stored after it have a greater `seq`."""
+    return store.committed_seq()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamingPlan:
-    """All streaming rules as one statement over a rowid range of the stored rows."""
+    """All streaming rules as one statement over a `seq` range of the stored rows."""
 
     rules: tuple[Rule, ...]
     sql: str
@@ -98,7 +97,7 @@ class StreamingPlan:
             # built in place: exp.union() copies both sides, quadratic in the number of rules
             union = exp.Union(this=union, expression=b, distinct=False)
         # Every branch reads the new rows straight from the physical table through a CTE that
-        # shadows the `events` view, bounded by rowid: DuckDB skips the older row groups, each
+        # shadows the `events` view, bounded by `seq`: DuckDB skips the older row groups, each
         # branch reads only the columns it uses and parses a body (`requestObject` …) only for
         # the rows that passed its other filters. (Was: a temp table of `SELECT *` from the
         # view, which copied `raw` and parsed all three bodies of every new row.)
@@ -108,7 +107,7 @@ class StreamingPlan:
 
 
 def _batch_source(lo: int, hi: int) -> str:
-    """The `events` view's columns over the rows with `$lo < rowid <= $hi`."""
+    """The `events` view's columns over the rows with `$lo < seq <= $hi`."""
     cols = [
         f"CAST({VIRTUAL[c.name]} AS {c.sql_type}) AS {_quote(c.name)}"
         if c.name in VIRTUAL
@@ -116,8 +115,8 @@ def _batch_source(lo: int, hi: int) -> str:
         for c in COLUMNS
     ]
     return (
-        f"SELECT {', '.join(cols)}, raw, size, source, rowid AS rowid FROM {ROWS} "
-        f"WHERE rowid > ${lo} AND rowid <= ${hi}"
+        f"SELECT {', '.join(cols)}, raw, size, source, seq, rowid AS rowid FROM {ROWS} "
+        f"WHERE seq > ${lo} AND seq <= ${hi}"
     )
 
 
@@ -125,20 +124,20 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_NO_END = 2**62  # rowid bound when the batch runs to the end of the table
+_NO_END = 2**62  # `seq` bound when the batch runs to the end of the table
 
 
 def run_streaming(
-    store: DuckDBStore, plan: StreamingPlan, since_rowid: int = -1, until_rowid: int | None = None
+    store: DuckDBStore, plan: StreamingPlan, since_seq: int = -1, until_seq: int | None = None
 ) -> list[Hit]:
-    """Evaluate every streaming rule over the rows stored after `since_rowid` (one statement)."""
+    """Evaluate every streaming rule over the rows stored after `since_seq` (one statement)."""
     if not plan.rules:
         return []
     prepare(store, shared_functions())
-    hi = _NO_END if until_rowid is None else until_rowid
+    hi = _NO_END if until_seq is None else until_seq
     cur = store.reader()
     try:
-        rows = cur.execute(plan.sql, [*plan.params, since_rowid, hi]).fetchall()
+        rows = cur.execute(plan.sql, [*plan.params, since_seq, hi]).fetchall()
     except duckdb.Error as e:
         raise QueryError(f"streaming rules failed: {' '.join(str(e).split())}") from None
     finally:

@@ -44,9 +44,9 @@ log = logging.getLogger("kaudit.serve.detect")
 
 # The streaming thread keeps its marker in a table of its own: DuckDB refuses concurrent
 # catalog writes, and the engine's `detect_state` helpers (scheduler thread) create theirs.
-MARKS_DDL = "CREATE TABLE IF NOT EXISTS detect_marks (name VARCHAR PRIMARY KEY, last_rowid BIGINT)"
+MARKS_DDL = "CREATE TABLE IF NOT EXISTS detect_marks (name VARCHAR PRIMARY KEY, last_seq BIGINT)"
 STREAM_STATE = "streaming"
-LATE_STATE = "__scheduled_rowid__"  # a detect_state row that is not a rule
+LATE_STATE = "__scheduled_rowid__"  # a detect_state row that is not a rule (a `seq` since 2)
 GAP_RULE_ID = "audit-events-stopped"
 MAX_LATE_WINDOWS = 96  # late rows older than this many windows are left to backtests
 
@@ -116,8 +116,14 @@ class Detector:
         cur = store.reader()
         try:
             cur.execute(MARKS_DDL)
+            old = cur.execute(
+                "SELECT count(*) FROM duckdb_columns() "
+                "WHERE table_name = 'detect_marks' AND column_name = 'last_rowid'"
+            ).fetchone()
+            if old and old[0]:  # store schema 1 marked rowids; its migration set seq = rowid
+                cur.execute("ALTER TABLE detect_marks RENAME COLUMN last_rowid TO last_seq")
             row = cur.execute(
-                "SELECT last_rowid FROM detect_marks WHERE name = ?", [STREAM_STATE]
+                "SELECT last_seq FROM detect_marks WHERE name = ?", [STREAM_STATE]
             ).fetchone()
         finally:
             cur.close()
@@ -189,7 +195,7 @@ class Detector:
     def stream_once(self, done: int | None) -> int:
         """Streaming rules over rows after `done` (None: a first start — only new rows)."""
         top = batch_marker(self.store)
-        if done is None or top < done:  # first start, or rowids reused after a prune
+        if done is None or top < done:  # first start, or a store that was replaced
             self._mark(top)
             return top
         if top == done:
@@ -224,9 +230,7 @@ class Detector:
         if seen is not None and top > seen:
             row = (
                 self.store.reader()
-                .execute(
-                    "SELECT min(__time__) FROM events WHERE rowid > ? AND rowid <= ?", [seen, top]
-                )
+                .execute("SELECT min(__time__) FROM events WHERE seq > ? AND seq <= ?", [seen, top])
                 .fetchone()
             )
             late_from = None if not row or row[0] is None else int(row[0])

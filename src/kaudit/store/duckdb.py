@@ -6,6 +6,10 @@ the SLS columns of `kaudit.store.schema` are derived from it by `kaudit.store.ex
 pass, and the bodies (`requestObject`, `responseObject`, `annotations`) are virtual columns read
 from `raw`, so they cost no space twice.
 
+Every stored row gets `seq`, its place in the order of arrival (a gap where a row was refused or
+a duplicate). Readers that follow new rows (streaming detection) mark how far they got by `seq`:
+unlike `rowid`, it never changes when a prune and a checkpoint compact the table.
+
 Identity: an event is stored once per (cluster, auditID, stage, stageTimestamp). A retry of the
 webhook or a re-read file gives the same four values; auditID alone is client-settable and
 aggregated apiservers reuse it on purpose (spec k8s-audit §6, §9.5), so it is not enough.
@@ -33,7 +37,7 @@ from kaudit.store.base import AppendResult, CompiledQuery, QueryResult
 from kaudit.store.extract import column_exprs, key_spec, transform_spec
 from kaudit.store.schema import COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `seq` column
 _SCAN_CHUNK = 8192
 # Columns computed from `raw` when read instead of stored twice.
 VIRTUAL = {
@@ -56,10 +60,10 @@ def _events_ddl() -> list[str]:
 
     The bodies are not stored twice: the view reads them from `raw` only when a query uses
     them (a virtual generated column would be computed on every insert). The view passes the
-    table's `rowid` on, for readers that follow new rows.
+    table's `seq` (and `rowid`) on, for readers that follow new rows.
     """
     cols = [f"{_ident(c.name)} {c.sql_type}" for c in STORED]
-    cols += ["raw VARCHAR USING COMPRESSION zstd", "size INTEGER", "source VARCHAR"]
+    cols += ["raw VARCHAR USING COMPRESSION zstd", "size INTEGER", "source VARCHAR", "seq BIGINT"]
     view = [
         f"CAST({VIRTUAL[c.name]} AS {c.sql_type}) AS {_ident(c.name)}"
         if c.name in VIRTUAL
@@ -69,7 +73,7 @@ def _events_ddl() -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {ROWS} (" + ", ".join(cols) + ")",
         "CREATE OR REPLACE VIEW events AS SELECT "
-        + ", ".join([*view, "raw", "size", "source", "rowid AS rowid"])
+        + ", ".join([*view, "raw", "size", "source", "seq", "rowid AS rowid"])
         + f" FROM {ROWS}",
     ]
 
@@ -93,6 +97,8 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._insert_sql = _build_insert_sql()
         self._in_bulk = False
+        self._next_seq = 0  # `seq` of the next stored row
+        self._committed_seq = -1  # the greatest `seq` committed
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -126,13 +132,23 @@ class DuckDBStore:
         # (and bulk loads would otherwise keep every uncommitted row group cached).
         con.execute(f"SET memory_limit = '{memory_limit}'")
         store = cls(con, spath, read_only)
-        if not read_only:
+        if not read_only:  # (a reader follows no rows: it needs no `seq`, nor a migration)
             store._create()
+            (top,) = con.execute(f"SELECT coalesce(max(seq), -1) FROM {ROWS}").fetchall()[0]
+            store._committed_seq = int(top)
+            store._next_seq = store._committed_seq + 1
         return store
 
     def _create(self) -> None:
         with self._write_lock:
-            for ddl in _events_ddl():
+            (exists,) = self._con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ROWS]
+            ).fetchall()[0]
+            for ddl in _events_ddl()[:1]:
+                self._con.execute(ddl)
+            if exists:
+                self._migrate()
+            for ddl in _events_ddl()[1:]:
                 self._con.execute(ddl)
             self._con.execute(_REJECTS_DDL)
             self._con.execute(_META_DDL)
@@ -140,6 +156,27 @@ class DuckDBStore:
                 "INSERT OR IGNORE INTO kaudit_meta VALUES ('schema_version', ?)",
                 [str(SCHEMA_VERSION)],
             )
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older kaudit to this schema."""
+        cols = {
+            r[0]
+            for r in self._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [ROWS]
+            ).fetchall()
+        }
+        if "seq" not in cols:  # schema 1: rows were followed by rowid, in the same order
+            self._con.execute(f"ALTER TABLE {ROWS} ADD COLUMN seq BIGINT")
+            self._con.execute(f"UPDATE {ROWS} SET seq = rowid")
+            self._con.execute(
+                "UPDATE kaudit_meta SET value = ? WHERE key = 'schema_version'",
+                [str(SCHEMA_VERSION)],
+            )
+
+    def committed_seq(self) -> int:
+        """The greatest `seq` committed (-1: none). A reader that has examined the rows up to a
+        value of this takes the rows above it next; rows of an open transaction are above it."""
+        return self._committed_seq
 
     def close(self) -> None:
         with self._write_lock:
@@ -186,10 +223,12 @@ class DuckDBStore:
                 if counted:
                     con.execute(self._insert_sql["rejects"], [batch.source])
                 rejected += counted
-                stored = self._insert_new(con, batch.source, batch.cluster)
+                stored = self._insert_new(con, batch.source, batch.cluster, self._next_seq)
+                self._next_seq += len(batch)
                 con.execute("DROP TABLE kaudit_keys")
                 if own_tx:
                     con.execute("COMMIT")
+                    self._committed_seq = self._next_seq - 1
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 self._in_bulk = False
@@ -218,6 +257,7 @@ class DuckDBStore:
             if self._in_bulk:
                 self._in_bulk = False
                 self._con.execute("COMMIT")
+                self._committed_seq = self._next_seq - 1
 
     def rollback(self) -> None:
         with self._write_lock:
@@ -236,7 +276,9 @@ class DuckDBStore:
             raise
         self.commit()
 
-    def _insert_new(self, con: duckdb.DuckDBPyConnection, source: str, cluster: str) -> int:
+    def _insert_new(
+        self, con: duckdb.DuckDBPyConnection, source: str, cluster: str, seq: int
+    ) -> int:
         """Insert the staged events not stored yet; returns how many were inserted."""
         sql = self._insert_sql
         bounds = con.execute(
@@ -254,7 +296,7 @@ class DuckDBStore:
                 dup_row = con.execute("SELECT count(*) FROM kaudit_dup").fetchone()
                 if dup_row and dup_row[0]:
                     con.execute(sql["exact"])
-                row = con.execute(sql["events"], [source, cluster]).fetchone()
+                row = con.execute(sql["events"], [source, seq, cluster]).fetchone()
             finally:
                 con.execute("DROP TABLE kaudit_dup")
         finally:
@@ -485,7 +527,7 @@ def _build_insert_sql() -> dict[str, str]:
     FROM kaudit_keys s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
     """
     key_cols = ", ".join(_ident(k) for k in key)
-    insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source"])
+    insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source", "seq"])
     on = " AND ".join(f"f.{_ident(k)} IS NOT DISTINCT FROM e.{_ident(k)}" for k in key)
 
     # Identity is the key above; an event that repeats a stored key with *different* content is
@@ -520,7 +562,7 @@ def _build_insert_sql() -> dict[str, str]:
     """
     events = f"""
     INSERT INTO {ROWS} ({insert_cols})
-    SELECT {select_cols}, text, strlen(text), ?
+    SELECT {select_cols}, text, strlen(text), ?, ? + idx
     FROM (
         SELECT b.idx, b.text, b.redacted, ? AS cluster,
                json_transform(b.text, '{transform_spec()}') AS t
