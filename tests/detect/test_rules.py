@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from kaudit.detect.compile import image_patterns
 from kaudit.detect.engine import (
     StreamingPlan,
     _with_defaults,
@@ -120,3 +122,30 @@ def test_scheduled_rule_with_fake_clock_and_restart(tmp_path: Path) -> None:
     r2 = run_scheduled(store, [brief], base + 300)
     assert [w.end for w in r2.windows[brief.id]] == [base + 180, base + 240, base + 300]
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "covered", "not_covered"),
+    [
+        ("docker.io/library", ["nginx", "nginx:1.25", "busybox@sha256:ab", "library/nginx:1",
+                               "docker.io/library/nginx:latest", "index.docker.io/library/nginx"],
+         ["evil/miner", "docker.io/evil/miner", "registry.k8s.io/pause"]),
+        ("docker.io/grafana", ["grafana/grafana:10.4.2", "docker.io/grafana/loki:3"],
+         ["grafana:1", "grafanax/y", "grafana.com/x"]),
+        ("docker.io", ["nginx", "evil/miner:1", "docker.io/x/y"],
+         ["quay.io/x/y", "evil.com:5000/x"]),
+        ("registry.k8s.io",
+         ["registry.k8s.io/pause:3.9", "registry.k8s.io/coredns/coredns@sha256:1"],
+         ["registry.k8s.io.evil.com/x", "registry.k8s.iox/p"]),
+        ("nginx", ["nginx", "nginx:1"], ["nginxx", "docker.io/library/nginx"]),
+    ],
+)  # fmt: skip
+def test_image_exceptions_follow_docker_reference_normalisation(
+    entry: str, covered: list[str], not_covered: list[str]
+) -> None:
+    # run on DuckDB (RE2), the engine the patterns are written for
+    pattern = "^(?:" + "|".join(image_patterns(entry)) + ")$"
+    con = duckdb.connect()
+    got = {v: con.execute("SELECT regexp_matches(?, ?)", [v, pattern]).fetchone()[0]
+           for v in covered + not_covered}  # fmt: skip
+    assert got == {**dict.fromkeys(covered, True), **dict.fromkeys(not_covered, False)}
