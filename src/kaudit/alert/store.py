@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from kaudit.alert.model import STATUSES, Alert, Silence
 from kaudit.errors import ConfigError
@@ -77,10 +78,16 @@ class AlertStore:
         ]
         if not rows:
             return
+        # One statement over an Arrow table: executemany costs milliseconds per row, and an
+        # import can raise thousands of alerts at once.
+        batch = pa.Table.from_pylist([dict(zip(_COLS, r, strict=True)) for r in rows])
         cur = self.store.reader()
         try:
-            cur.executemany(
-                f"INSERT OR REPLACE INTO alerts VALUES ({', '.join('?' * len(_COLS))})", rows
+            cur.register("kaudit_alert_rows", batch)
+            cur.execute(
+                "INSERT OR REPLACE INTO alerts SELECT "
+                + ", ".join(f'"{c}"' for c in _COLS)
+                + " FROM kaudit_alert_rows"
             )
         finally:
             cur.close()

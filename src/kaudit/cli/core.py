@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,19 @@ def _echo_json(obj: Any) -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
+@click.option(
+    "--detect/--no-detect",
+    default=True,
+    show_default=True,
+    help="Run the streaming rules over what is stored; alerts go to `kaudit alerts list`.",
+)
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Rule files or directories (default: the built-in rules).",
+)
 @click.argument("inputs", nargs=-1, required=True)
 def ingest_cmd(
     db: str,
@@ -77,15 +95,20 @@ def ingest_cmd(
     no_redact: bool,
     as_json: bool,
     progress: bool | None,
+    detect: bool,
+    rule_paths: tuple[str, ...],
     inputs: tuple[str, ...],
 ) -> None:
     """Store audit events from files, directories or `-` (standard input).
+
+    The streaming rules run over every committed batch, as in `kaudit serve`; their alerts are
+    stored (`kaudit alerts list`), not sent: an import is history, and channels are serve's.
 
     Exit code: 0 when everything was stored (or already was), 2 when some input was rejected
     (see `kaudit rejects`), 1 on a fatal error.
     """
     from kaudit.event.decode import DecodeOptions, expand_inputs, resolve_csv_columns
-    from kaudit.sources.bulk import ingest
+    from kaudit.sources.bulk import COMMIT_EVERY, ingest
     from kaudit.store.duckdb import DuckDBStore
 
     paths = expand_inputs(inputs)
@@ -97,12 +120,23 @@ def ingest_cmd(
         csv_columns=resolve_csv_columns(csv_columns),
     )
     show = sys.stderr.isatty() if progress is None else progress
-    with DuckDBStore.open(db) as store:
-        if show:
-            report = _ingest_with_progress(store, paths, options, ingest)
-        else:
-            report = ingest(store, paths, options)
+    rules = _streaming_rules(rule_paths) if detect else []
+    start = time.perf_counter()
+    with DuckDBStore.open(db) as store, _detecting(store, rules) as detecting:
+        run = functools.partial(
+            ingest,
+            store,
+            paths,
+            options,
+            after_commit=detecting.committed if detecting else None,
+            commit_every=DETECT_COMMIT_EVERY if detecting else COMMIT_EVERY,
+        )
+        report = _ingest_with_progress(run) if show else run()
+    report.elapsed_s = time.perf_counter() - start  # with the rules' last pass
     summary = report.as_dict()
+    if detecting:
+        summary["alerts"] = detecting.alerts
+        summary["alerts_by_rule"] = dict(sorted(detecting.by_rule.items()))
     if as_json:
         _echo_json(summary)
     else:
@@ -111,7 +145,55 @@ def ingest_cmd(
         sys.exit(2)
 
 
-def _ingest_with_progress(store: Any, paths: Any, options: Any, ingest: Any) -> Any:
+# With detection on, commit more often: the rules examine a batch once it is committed, on a
+# thread of their own, while the next one is stored.
+DETECT_COMMIT_EVERY = 100_000
+
+
+def _streaming_rules(rule_paths: tuple[str, ...]) -> list[Any]:
+    from kaudit.detect.load import builtin_rules, load_paths
+    from kaudit.detect.model import Match
+
+    rules = load_paths([Path(p) for p in rule_paths]) if rule_paths else builtin_rules()
+    return [r for r in rules if r.enabled and isinstance(r.kind, Match)]
+
+
+@dataclass(slots=True)
+class _Detecting:
+    committed: Callable[[], None]
+    alerts: int = 0  # alerts raised or updated
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def _detecting(store: Any, rules: list[Any]) -> Iterator[_Detecting | None]:
+    """Streaming rules following an import's commits, their alerts in the alerts table."""
+    if not rules:
+        yield None
+        return
+    from kaudit.alert.model import SystemClock
+    from kaudit.alert.pipeline import Notifier
+    from kaudit.alert.store import AlertStore
+    from kaudit.detect.engine import StreamFollower
+
+    notifier = Notifier(AlertStore(store), {r.id: r for r in rules}, {}, [], SystemClock())
+    state = _Detecting(committed=lambda: None)
+
+    def on_hits(hits: list[Any]) -> None:
+        for u in notifier.handle(hits):
+            state.alerts += 1
+            state.by_rule[u.alert.rule_id] = state.by_rule.get(u.alert.rule_id, 0) + 1
+
+    follower = StreamFollower(store, rules, on_hits)
+    state.committed = follower.committed
+    try:
+        yield state
+    finally:
+        follower.close()
+        notifier.close()
+
+
+def _ingest_with_progress(run: Callable[..., Any]) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -126,7 +208,7 @@ def _ingest_with_progress(store: Any, paths: Any, options: Any, ingest: Any) -> 
         def tick(inp: Any, n: int) -> None:
             bar.update(task, advance=n, description=Path(inp.name).name)
 
-        return ingest(store, paths, options, tick)
+        return run(progress=tick)
 
 
 def _print_summary(s: dict[str, Any], db: str) -> None:
@@ -135,6 +217,14 @@ def _print_summary(s: dict[str, Any], db: str) -> None:
         f"rejected {s['rejected']:,}  ({s['inputs']} input(s), {s['seconds']} s, "
         f"{s['events_per_second'] or 0:,} events/s) -> {db}"
     )
+    if "alerts" in s:
+        top = sorted(s["alerts_by_rule"].items(), key=lambda kv: -kv[1])[:5]
+        shown = ", ".join(f"{k} {v}" for k, v in top)
+        more = f" ({shown}{', ...' if len(s['alerts_by_rule']) > 5 else ''})" if top else ""
+        click.echo(
+            f"alerts {s['alerts']:,}{more}; see them with: kaudit alerts list"
+            + ("" if db == DEFAULT_DB else f" --db {db}")
+        )
     reasons = s["rejected_by_reason"]
     if reasons:
         click.echo("rejected by reason: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))

@@ -11,8 +11,10 @@ catches up and skips none.
 from __future__ import annotations
 
 import functools
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +146,66 @@ def run_streaming(
         cur.close()
     by_id = {r.id: r for r in plan.rules}
     return _event_hits([(rid, orjson.loads(j)) for rid, j in rows], by_id)
+
+
+class StreamFollower:
+    """The streaming rules over what a writer commits, on a thread of their own: a bulk import
+    stores its next batch while the last one is examined (DuckDB releases the GIL), so the
+    rules cost the import little wall time. `committed()` after each commit; `close()` runs
+    the last pass and raises what the thread raised."""
+
+    def __init__(
+        self,
+        store: DuckDBStore,
+        rules: Sequence[Rule],
+        on_hits: Callable[[list[Hit]], object],
+        since: int | None = None,
+    ) -> None:
+        self.store, self.rules, self.on_hits = store, rules, on_hits
+        self.plan: StreamingPlan | None = None  # compiled on the thread, beside the first batch
+        self.done = store.committed_seq() if since is None else since
+        self.hits = 0
+        self.seconds = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="kaudit-stream", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._wake.set()
+
+    def _pass(self) -> None:
+        if self.plan is None:
+            self.plan = StreamingPlan.build(self.rules)
+        top = self.store.committed_seq()
+        if top <= self.done:
+            return
+        t0 = time.perf_counter()
+        hits = run_streaming(self.store, self.plan, self.done, top)
+        if hits:
+            self.on_hits(hits)
+        self.hits += len(hits)
+        self.done = top
+        self.seconds += time.perf_counter() - t0
+
+    def _loop(self) -> None:
+        try:
+            self.plan = StreamingPlan.build(self.rules)
+            while not self._stop.is_set():
+                self._wake.wait()
+                self._wake.clear()
+                self._pass()
+        except BaseException as exc:  # raised by close(), in the caller's thread
+            self._error = exc
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._pass()  # what was committed after the thread's last look
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

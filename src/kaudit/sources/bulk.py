@@ -94,9 +94,18 @@ def ingest(
     inputs: Sequence[Input],
     options: DecodeOptions,
     progress: Progress | None = None,
+    after_commit: Callable[[], object] | None = None,
+    commit_every: int = COMMIT_EVERY,
 ) -> IngestReport:
     """Decode every input into the store. Malformed records are counted and kept as rejects;
-    they never stop the run."""
+    they never stop the run. `after_commit` is called after each commit (streaming detection
+    follows the committed rows)."""
+
+    def commit() -> None:
+        store.commit()
+        if after_commit is not None:
+            after_commit()
+
     report = IngestReport(inputs=len(inputs))
     decoder = Decoder(options)
     start = time.perf_counter()
@@ -118,14 +127,14 @@ def ingest(
                 pending += len(batch)
                 if progress is not None:
                     progress(inp, result.received)
-                if pending >= COMMIT_EVERY:
-                    store.commit()
+                if pending >= commit_every:
+                    commit()
                     store.begin()
                     pending = 0
         except UserError as exc:
             # One unreadable input (unknown format, a CSV without header) is reported and kept
             # as a reject; the other inputs are still read.
-            store.commit()
+            commit()
             store.add_rejects(options.cluster, [Reject(inp.name, None, "unreadable", str(exc), "")])
             report.totals.add(
                 AppendResult(received=1, rejected=1, rejected_by_reason={"unreadable": 1})
@@ -134,6 +143,6 @@ def ingest(
         except BaseException:
             store.rollback()
             raise
-        store.commit()
+        commit()
     report.elapsed_s = time.perf_counter() - start
     return report
