@@ -149,3 +149,8 @@ def test_image_exceptions_follow_docker_reference_normalisation(
     got = {v: con.execute("SELECT regexp_matches(?, ?)", [v, pattern]).fetchone()[0]
            for v in covered + not_covered}  # fmt: skip
     assert got == {**dict.fromkeys(covered, True), **dict.fromkeys(not_covered, False)}
+
+
+def test_every_builtin_rule_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "detect.md").read_text()
+    assert [r.id for r in RULES if f"`{r.id}`" not in doc] == []
