@@ -82,9 +82,21 @@ class StreamingPlan:
         chosen = tuple(r for r in rules if r.enabled and isinstance(r.kind, Match))
         branches: list[exp.Query] = []
         params: list[Any] = []
+        bodies = False
+        prefilters: list[exp.Expr] | None = []
         for r in chosen:
             tree, ps = retarget(compile_rule(r, None, tz), None, len(params))
             params.extend(ps)
+            if _reads_raw(tree):
+                bodies = True
+                pre = _prefilter(tree)
+                if pre is None or prefilters is None:
+                    prefilters = None
+                else:
+                    prefilters.append(pre)
+                for t in tree.find_all(exp.Table):
+                    if t.name == "events":
+                        t.set("this", exp.to_identifier(_BODY_SOURCE))
             q = exp.to_identifier("q")
             branches.append(
                 exp.select(
@@ -99,27 +111,92 @@ class StreamingPlan:
             # built in place: exp.union() copies both sides, quadratic in the number of rules
             union = exp.Union(this=union, expression=b, distinct=False)
         # Every branch reads the new rows straight from the physical table through a CTE that
-        # shadows the `events` view, bounded by `seq`: DuckDB skips the older row groups, each
-        # branch reads only the columns it uses and parses a body (`requestObject` …) only for
-        # the rows that passed its other filters. (Was: a temp table of `SELECT *` from the
-        # view, which copied `raw` and parsed all three bodies of every new row.)
-        src = _batch_source(len(params) + 1, len(params) + 2)
-        sql = f"WITH events AS NOT MATERIALIZED ({src}) {union.sql(dialect='duckdb')}"
+        # shadows the `events` view, bounded by `seq`: DuckDB skips the older row groups, and
+        # evaluates each branch's filters inside the scan, on the compressed columns (cheap).
+        # `raw` is another matter: fetching it for a few rows decompresses whole vectors, so
+        # a branch that reads a body (`requestObject` …) would decompress the batch's events
+        # once per rule. They are decompressed once (`kaudit_raw`) and joined by `seq` to the
+        # rows that passed a body rule's other filters.
+        lo, hi = len(params) + 1, len(params) + 2
+        ctes = [f"events AS NOT MATERIALIZED ({_batch_source(lo, hi)})"]
+        if bodies:
+            # only the rows that pass some body rule's search (its filters on the columns)
+            wanted = ""
+            if prefilters:
+                cond = exp.or_(*(exp.Paren(this=p) for p in prefilters), copy=False)
+                wanted = f" AND seq IN (SELECT seq FROM events WHERE {cond.sql(dialect='duckdb')})"
+            ctes = [
+                *ctes,
+                f"kaudit_raw AS MATERIALIZED (SELECT seq, raw FROM {ROWS} "
+                f"WHERE seq > ${lo} AND seq <= ${hi}{wanted})",
+                f"{_BODY_SOURCE} AS NOT MATERIALIZED ({_batch_source(lo, hi, joined=True)})",
+            ]
+        sql = f"WITH {', '.join(ctes)} {union.sql(dialect='duckdb')}"
         return cls(chosen, sql, tuple(params))
 
 
-def _batch_source(lo: int, hi: int) -> str:
-    """The `events` view's columns over the rows with `$lo < seq <= $hi`."""
+_BODY_SOURCE = "kaudit_events_with_raw"
+_RAW_COLUMNS = {*VIRTUAL, "raw"}
+
+
+def _over_events(sel: exp.Select) -> bool:
+    src = sel.args.get("from_")
+    return (
+        isinstance(src, exp.From) and isinstance(src.this, exp.Table) and src.this.name == "events"
+    )
+
+
+def _prefilter(tree: exp.Expr) -> exp.Expr | None:
+    """The condition every row a compiled rule can match passes before its body is read: the
+    search of the selects over `events` (None when one has none, or reads a body itself)."""
+    conds = []
+    for sel in tree.find_all(exp.Select):
+        if not _over_events(sel):
+            continue
+        where = sel.args.get("where")
+        if where is None or _reads_raw(where.this):
+            return None
+        conds.append(where.this.copy())
+    return exp.or_(*conds, copy=False) if conds else None
+
+
+def _reads_raw(tree: exp.Expr) -> bool:
+    """Does a compiled rule read `raw` or a body computed from it? A select over `events`
+    that only passes a body on (the rule's `log` of every column) does not read it; what
+    reads it is a condition, a display field or a `*` that reaches the output."""
+    for node in tree.find_all(exp.Column, exp.Star):
+        if isinstance(node, exp.Column) and node.name not in _RAW_COLUMNS:
+            continue
+        if isinstance(node.parent, exp.Column):
+            continue  # the star of `t.*` is seen as its column
+        parent = node.parent.parent if isinstance(node.parent, exp.Alias) else node.parent
+        passed_on = (
+            isinstance(parent, exp.Select)
+            and _over_events(parent)
+            and (node.parent in parent.expressions or node in parent.expressions)
+        )
+        if not passed_on:
+            return True
+    return False
+
+
+def _batch_source(lo: int, hi: int, joined: bool = False) -> str:
+    """The `events` view's columns over the rows with `$lo < seq <= $hi`; `joined`: with
+    `raw` from `kaudit_raw` instead of the table."""
+    e, raw = ("e.", "b.raw") if joined else ("", "raw")
     cols = [
-        f"CAST({VIRTUAL[c.name]} AS {c.sql_type}) AS {_quote(c.name)}"
+        f"CAST({VIRTUAL[c.name].replace('(raw,', f'({raw},')} AS {c.sql_type}) AS {_quote(c.name)}"
         if c.name in VIRTUAL
-        else _quote(c.name)
+        else e + _quote(c.name)
         for c in COLUMNS
     ]
-    return (
-        f"SELECT {', '.join(cols)}, raw, size, source, seq, rowid AS rowid FROM {ROWS} "
-        f"WHERE seq > ${lo} AND seq <= ${hi}"
-    )
+    rest = f"{raw} AS raw, {e}size, {e}source, {e}seq, {e}rowid AS rowid"
+    if joined:
+        return (
+            f"SELECT {', '.join(cols)}, {rest} FROM {ROWS} e JOIN kaudit_raw b ON e.seq = b.seq "
+            f"WHERE e.seq > ${lo} AND e.seq <= ${hi}"
+        )
+    return f"SELECT {', '.join(cols)}, {rest} FROM {ROWS} WHERE seq > ${lo} AND seq <= ${hi}"
 
 
 def _quote(name: str) -> str:
