@@ -102,7 +102,7 @@ def test_webhook_body_redacts_secrets_like_ingest() -> None:
     }
     body = orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [ev]})
     out = decode_eventlist(body, 1 << 20)
-    assert "aHVudGVyMg" not in out.texts[0] and out.redacted == [True]
+    assert b"aHVudGVyMg" not in out.texts[0] and out.redacted == [True]
     assert orjson.loads(out.texts[0])["requestObject"]["data"] == {
         "password": "<redacted by kaudit>"
     }

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,12 +41,17 @@ from kaudit.serve.health import Health
 from kaudit.serve.writer import Overloaded, WriteJob, Writer, arrival
 from kaudit.sources import checkpoint
 from kaudit.sources.follow import Follower, Lines, expand
+from kaudit.sources.journal import CHECKPOINT_KEY, Entry, Journal, JournalFull, JournalReader
+from kaudit.sources.journal import records as journal_records
 from kaudit.sources.webhook import WebhookRefusal, decode_eventlist
 from kaudit.store.duckdb import DuckDBStore
 
 log = logging.getLogger("kaudit.serve")
 SERVER_FILE = "serve.json"  # next to the DB while a server holds it: url, pid, local token
 LOCAL_TOKEN_NAME = "local-cli"
+
+
+READ_WAIT_S = 2.0
 
 
 @dataclass
@@ -55,6 +61,8 @@ class Runtime:
     config: ServeConfig
     store: DuckDBStore | None = None
     writer: Writer | None = None
+    journal: Journal | None = None  # the webhook's (webhook.journal)
+    journal_reader: JournalReader | None = None
     health: Health = field(init=False)
     tokens: TokenStore = field(init=False)
     ack: metrics.Histogram = field(default_factory=metrics.Histogram)
@@ -96,6 +104,8 @@ class Runtime:
                                  daemon=True)
             )  # fmt: skip
         self.writer.start()
+        if cfg.webhook.journal:
+            self._start_journal()
         for fc in cfg.follow:
             paths = expand(fc.path)
             if not paths:
@@ -131,6 +141,31 @@ class Runtime:
             extra={"url": cfg.url, "db": cfg.db, "followers": len(self.followers)},
         )
 
+    def _start_journal(self) -> None:
+        assert self.writer is not None and self.store is not None
+        cfg = self.config
+        where = (
+            Path(tempfile.mkdtemp(prefix="kaudit-journal-"))
+            if cfg.db == ":memory:"
+            else cfg.data_dir / "journal"
+        )
+        self.journal = Journal(where, max_pending_bytes=cfg.webhook.journal_max)
+        writer = self.writer
+
+        def submit(cluster: str, entries: list[Entry], cp: checkpoint.Checkpoint, n: int) -> Any:
+            texts: list[Any] = [e.text for e in entries]  # bytes: the store checks UTF-8
+            job = WriteJob(cluster, "webhook", "webhook", texts, [None] * len(entries),
+                           [e.redacted for e in entries], 0, [], cp)  # fmt: skip
+            return writer.submit(job)
+
+        self.journal_reader = JournalReader(
+            self.journal,
+            submit,
+            checkpoint.load(self.store, CHECKPOINT_KEY),
+            max_events=cfg.writer.max_group_events,
+        )
+        self.journal_reader.start()
+
     def _start_detector(self, mark: int) -> None:
         assert self.store is not None and self.alerts is not None and self.writer is not None
         try:
@@ -151,6 +186,9 @@ class Runtime:
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout=30)
+        if self.journal is not None and self.journal_reader is not None:
+            self.journal.close()  # the server takes no more requests: what was acknowledged
+            self.journal_reader.stop()  # is stored now, or at the next start
         if self.writer is not None:
             self.writer.close()
         if self.detector is not None:
@@ -275,8 +313,13 @@ class Runtime:
 
     # --- reads -----------------------------------------------------------------------------
     def reader_store(self) -> DuckDBStore:
+        """The store for an API read. A read sees every event acknowledged before it: the
+        journal's reader is usually a few milliseconds behind; wait for it (at most
+        READ_WAIT_S, then answer with what is stored)."""
         if self.store is None:
             raise HTTPException(503, "the store is not open")
+        if self.journal_reader is not None:
+            self.journal_reader.caught_up(READ_WAIT_S)
         if not self._prepared:
             from kaudit.query.run import default_functions, prepare
 
@@ -401,6 +444,19 @@ def _duration(text: str) -> timedelta:
     return parse_duration(text)
 
 
+def _journal_stats(rt: Runtime) -> dict[str, float]:
+    j = rt.journal
+    if j is None:
+        return {}
+    return {
+        "pending_bytes": j.pending_bytes,
+        "appends_total": j.stats.appends,
+        "fsyncs_total": j.stats.fsyncs,
+        "events_total": j.stats.events,
+        "bytes_total": j.stats.bytes,
+    }
+
+
 def _client_cert_cluster(request: Request, cfg: ServeConfig) -> str | None:
     tls = request.scope.get("extensions", {}).get("tls", {})
     cn = tls.get("client_cn") if isinstance(tls, dict) else None
@@ -517,9 +573,14 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
         if not decoded.texts:
             return JSONResponse({"accepted": 0})
         try:
-            fut = rt.writer.submit(job)
-            await asyncio.wrap_future(fut)
-        except Overloaded as exc:
+            if rt.journal is not None:
+                data = await run_in_threadpool(
+                    journal_records, cluster, decoded.texts, decoded.redacted
+                )
+                await asyncio.wrap_future(rt.journal.append(data, len(decoded.texts)))
+            else:
+                await asyncio.wrap_future(rt.writer.submit(job))
+        except (Overloaded, JournalFull) as exc:
             rt.health.refuse(cluster, "overloaded")
             return JSONResponse(
                 {"reason": "overloaded", "message": str(exc)},
@@ -574,6 +635,7 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
             writer_stats,
             rt.ack,
             rt.health.event_times(),
+            _journal_stats(rt),
         ) + metrics.render_alerts(*rt.alert_metrics())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

@@ -37,6 +37,10 @@ class WebhookConfig:
     redact: bool = True
     # client certificate subject CN -> cluster; an unlisted CN from client_ca is its own cluster
     client_cert_clusters: dict[str, str] = field(default_factory=dict)
+    # Acknowledge once the events are fsynced to the journal (kaudit.sources.journal), not once
+    # the store has committed them: the apiserver never waits on the database.
+    journal: bool = True
+    journal_max: int = 512 * 1024 * 1024  # bytes not yet stored before the webhook answers 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,8 @@ webhook:
   max_event_size: 8MiB           # a batch holding a larger event gets 413
   redact: true                   # replace Secret values, like kaudit ingest
   client_cert_clusters: {}       # client certificate CN -> cluster (default: the CN itself)
+  journal: true                  # ack once fsynced to <data dir>/journal (false: once stored)
+  journal_max: 512MiB            # journal not yet stored before the webhook answers 503
 writer:
   max_group_events: 20000        # at most this many events per group commit
   queue_events: 200000           # events waiting for the writer before webhook answers 503
@@ -251,11 +257,12 @@ def _webhook(data: dict[str, Any], loc: Location) -> WebhookConfig:
         ):
             raise ConfigError("webhook.paths: expected a list of paths starting with /", loc)
         out["paths"] = tuple(paths)
-    for k in ("max_body_size", "max_event_size"):
+    for k in ("max_body_size", "max_event_size", "journal_max"):
         if k in data:
             out[k] = _size(data[k], f"webhook.{k}", loc)
-    if "redact" in data:
-        out["redact"] = _typed(data["redact"], bool, "webhook.redact", loc)
+    for k in ("redact", "journal"):
+        if k in data:
+            out[k] = _typed(data[k], bool, f"webhook.{k}", loc)
     if "client_cert_clusters" in data:
         m = _mapping(data["client_cert_clusters"], "webhook.client_cert_clusters", loc)
         out["client_cert_clusters"] = {str(k): str(v) for k, v in m.items()}

@@ -62,17 +62,18 @@ def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
-def newest_time(texts: Iterable[str]) -> float | None:
+def newest_time(texts: Iterable[str | bytes]) -> float | None:
     """The newest stageTimestamp among event texts, without parsing them.
 
     kube-apiserver writes it as RFC 3339 in UTC (`"stageTimestamp":"2025-01-31T23:59:59.1Z"`),
     so the strings sort by time."""
     best: str | None = None
     for t in texts:
-        i = t.find('"stageTimestamp":"')
+        s = t if isinstance(t, str) else t[: t.find(b'"stageTimestamp":"') + 60].decode("latin-1")
+        i = s.find('"stageTimestamp":"')
         if i < 0:
             continue
-        v = t[i + 18 : i + 18 + 40]
+        v = s[i + 18 : i + 18 + 40]
         v = v[: v.find('"')] if '"' in v else v
         if best is None or v > best:
             best = v

@@ -56,8 +56,10 @@ def render(
     writer: Mapping[str, float],
     ack: Histogram,
     event_times: Mapping[tuple[str, str], float | None],
+    journal: Mapping[str, float] | None = None,
 ) -> str:
-    """The whole exposition: per (cluster, source) ingestion health, refusals, the writer."""
+    """The whole exposition: per (cluster, source) ingestion health, refusals, the writer,
+    the webhook's journal."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str) -> None:
@@ -105,6 +107,11 @@ def render(
         name = f"kaudit_writer_{key}"
         kind = "gauge" if key == "queued_events" else "counter"
         family(name, kind, f"single writer: {key.replace('_', ' ')}")
+        lines.append(f"{name} {value}")
+    for key, value in (journal or {}).items():
+        name = f"kaudit_journal_{key}"
+        kind = "gauge" if key == "pending_bytes" else "counter"
+        family(name, kind, f"webhook journal: {key.replace('_', ' ')}")
         lines.append(f"{name} {value}")
     family("kaudit_webhook_ack_seconds", "histogram", "time from request to acknowledgement")
     lines.extend(ack.lines("kaudit_webhook_ack_seconds"))

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,7 @@ class WriteJob:
     cluster: str
     source: str  # health source: "webhook" or "file:<path>"
     origin: str  # the `source` column of stored rows (webhook, or the file's name)
-    texts: list[str]
+    texts: Sequence[str | bytes]
     lines: list[int | None]
     redacted: list[bool]
     nbytes: int = 0

@@ -31,9 +31,10 @@ class WebhookRefusal(DecodeError):
 
 @dataclass(slots=True)
 class DecodedBatch:
-    """The events of one accepted body, serialised one JSON object each."""
+    """The events of one accepted body, serialised one JSON object each (UTF-8 bytes: the
+    journal and the store take them as they are)."""
 
-    texts: list[str] = field(default_factory=list)
+    texts: list[str | bytes] = field(default_factory=list)
     redacted: list[bool] = field(default_factory=list)
     nbytes: int = 0
 
@@ -86,6 +87,6 @@ def decode_eventlist(
                 "bytes (enable the apiserver's --audit-webhook-truncate-enabled, or raise "
                 "webhook.max_event_size)",
             )
-        out.texts.append(raw.decode())
+        out.texts.append(raw)
         out.redacted.append(flagged)
     return out

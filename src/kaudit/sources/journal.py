@@ -1,0 +1,401 @@
+"""The webhook's journal: an acknowledged event is on disk before the store has it.
+
+kube-apiserver's webhook backend sends a batch and waits for the answer before it sends the
+next (spec k8s-audit §9.5); a receiver that answers only once the events are in the database
+makes the apiserver wait on the database — its commits, its checkpoints — which is the stall
+users report of peers (spec peers §12). kaudit answers once the events are appended to a
+journal file and fsynced, one fsync for every request that arrived meanwhile (group commit).
+A reader thread hands the journal to the store's writer in large groups, with the journal
+offset committed in the same transaction as the events (the followers' checkpoint table), so
+a crash neither loses nor repeats an acknowledged event, and the store works on batches large
+enough to be efficient whatever size the apiserver sends.
+
+Layout: `<dir>/<number>.journal` segments, each line one event: the cluster as a JSON string,
+a tab, `1` if Secret values were redacted (else `0`), a tab, the event's JSON. JSON text holds
+no raw tab or newline, so the line splits without parsing. A segment whose every line is
+stored is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kaudit.errors import StoreError
+from kaudit.sources import checkpoint
+
+log = logging.getLogger("kaudit.sources.journal")
+
+CHECKPOINT_KEY = "journal:webhook"
+_SUFFIX = ".journal"
+_STOP = object()
+
+
+class JournalFull(StoreError):
+    """More is waiting in the journal than the store has taken; answer 503 (it retries)."""
+
+
+def records(cluster: str, texts: Sequence[str | bytes], redacted: Sequence[bool]) -> bytes:
+    """The journal lines of one request's events."""
+    head = orjson.dumps(cluster)
+    return b"".join(
+        b"%s\t%s\t%s\n" % (head, b"1" if r else b"0", t if isinstance(t, bytes) else t.encode())
+        for t, r in zip(texts, redacted, strict=True)
+    )
+
+
+@dataclass(slots=True)
+class Entry:
+    """One journal line, read back."""
+
+    cluster: str
+    redacted: bool
+    text: bytes
+
+
+def parse(line: bytes, clusters: dict[bytes, str] | None = None) -> Entry:
+    head, flag, text = line.split(b"\t", 2)
+    cluster = clusters.get(head) if clusters is not None else None
+    if cluster is None:
+        cluster = orjson.loads(head)
+        if clusters is not None:
+            clusters[head] = cluster
+    return Entry(cluster, flag == b"1", text)
+
+
+@dataclass(slots=True)
+class _Append:
+    data: bytes
+    events: int
+    future: Future[None] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class JournalStats:
+    appends: int = 0
+    fsyncs: int = 0
+    events: int = 0
+    bytes: int = 0
+
+
+class Journal:
+    """Appends (group-committed with fsync) and the position of what the store has taken."""
+
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.max_pending_bytes = max_pending_bytes
+        self.stats = JournalStats()
+        self._q: queue.Queue[Any] = queue.Queue()
+        self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
+        self._pending = 0  # bytes appended and not yet stored
+        self._closed = False
+        segs = self.segments()
+        self._number = int(segs[-1].stem) + 1 if segs else 1  # always a fresh segment
+        self._file = self._open(self._number)
+        self._size = 0
+        self._written = (self._file_name(), 0)  # end of what is on disk
+        self._thread = threading.Thread(target=self._run, name="kaudit-journal", daemon=True)
+        self._thread.start()
+
+    # --- writing -------------------------------------------------------------------------
+    def segments(self) -> list[Path]:
+        return sorted(self.dir.glob(f"*{_SUFFIX}"), key=lambda p: int(p.stem))
+
+    def _file_name(self) -> str:
+        return f"{self._number:010d}{_SUFFIX}"
+
+    def _open(self, number: int) -> Any:
+        f = open(self.dir / f"{number:010d}{_SUFFIX}", "ab")  # noqa: SIM115 - kept open
+        _fsync_dir(self.dir)  # the new name itself must survive a crash
+        return f
+
+    def append(self, data: bytes, events: int) -> Future[None]:
+        """Queue `data` (whole lines); the future resolves once it is on disk."""
+        job = _Append(data, events)
+        with self._lock:
+            if self._closed:
+                raise JournalFull("kaudit is shutting down")
+            if self._pending and self._pending + len(data) > self.max_pending_bytes:
+                raise JournalFull(
+                    f"{self._pending / 1048576:.0f} MiB of events are waiting for the store"
+                )
+            self._pending += len(data)
+        self._q.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                break
+            group = [item]
+            stop = False
+            while True:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                group.append(nxt)
+            try:
+                for job in group:
+                    self._file.write(job.data)
+                    self._size += len(job.data)
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                err = StoreError(f"writing the journal failed: {exc}")
+                for job in group:
+                    job.future.set_exception(err)
+                with self._lock:
+                    self._pending -= sum(len(j.data) for j in group)
+                continue
+            self.stats.fsyncs += 1
+            self.stats.appends += len(group)
+            self.stats.events += sum(j.events for j in group)
+            self.stats.bytes += sum(len(j.data) for j in group)
+            for job in group:
+                job.future.set_result(None)
+            if self._size >= self.segment_bytes:
+                self._file.close()
+                self._number += 1
+                self._file = self._open(self._number)
+                self._size = 0
+            with self._appended:
+                self._written = (self._file_name(), self._size)
+                self._appended.notify_all()
+            if stop:
+                break
+        self._file.close()
+
+    def stored(self, nbytes: int) -> None:
+        """`nbytes` of journal lines are committed to the store."""
+        with self._lock:
+            self._pending = max(0, self._pending - nbytes)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending
+
+    def written(self) -> tuple[str, int]:
+        """(segment, offset) just after the last line on disk: what has been acknowledged."""
+        with self._lock:
+            return self._written
+
+    def wait(self, timeout: float) -> None:
+        """Until something is appended (or `timeout`)."""
+        with self._appended:
+            self._appended.wait(timeout)
+
+    def close(self) -> None:
+        """Stop taking appends; what was queued is written first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._q.put(_STOP)
+        self._thread.join()
+        with self._appended:
+            self._appended.notify_all()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- reading: the journal into the store ---------------------------------------------------
+Submit = Callable[[str, list[Entry], checkpoint.Checkpoint, int], "Future[Any]"]
+
+
+@dataclass(slots=True)
+class _Position:
+    name: str = ""  # segment file name; "" before the first
+    offset: int = 0
+    line: int = 0
+
+
+class JournalReader:
+    """Reads the journal from the stored checkpoint and submits it, one cluster's run of lines
+    per job, each job with the checkpoint just after its last line; up to `max_events` wait
+    for the store at a time. A segment is deleted once a later one's lines are committed. A
+    group the store refuses is read again from the last committed position after a pause."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        submit: Submit,
+        start: checkpoint.Checkpoint | None,
+        max_events: int = 20_000,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.journal = journal
+        self.submit = submit
+        self.max_events = max_events
+        self.retry_s = retry_s
+        pos = _Position(start.name, start.offset, start.line) if start else _Position()
+        self._read = pos  # what was submitted
+        self._committed = _Position(pos.name, pos.offset, pos.line)
+        self._stop = threading.Event()
+        self._futures: list[tuple[Future[Any], _Position, int, int]] = []
+        self._waiting = 0  # events submitted and not settled
+        self.failures = 0
+        self._clusters: dict[bytes, str] = {}  # the heads seen, parsed once
+        self._thread = threading.Thread(target=self._run, name="kaudit-journal", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _segment(self) -> Path | None:
+        """The segment to read: the position's, or the next one once it is read to the end."""
+        segs = self.journal.segments()
+        pos = self._read
+        for i, seg in enumerate(segs):
+            if pos.name and seg.name < pos.name:
+                continue
+            if seg.name != pos.name:
+                self._read = _Position(seg.name)
+                return seg
+            if i + 1 < len(segs) and pos.offset >= seg.stat().st_size:
+                self._read = _Position(segs[i + 1].name)  # the writer has moved on
+                return segs[i + 1]
+            return seg
+        return None
+
+    def _read_some(self) -> bool:
+        """Submit the complete lines there are (up to the in-flight limit); False if none."""
+        seg = self._segment()
+        if seg is None:
+            return False
+        want = max(1, self.max_events - self._waiting)
+        with open(seg, "rb") as f:
+            f.seek(self._read.offset)
+            data = f.read(want * 1536)
+            while data and b"\n" not in data:  # one event larger than the read: read on
+                more = f.read(1 << 20)
+                if not more:
+                    break
+                data += more
+        end = data.rfind(b"\n")
+        if end < 0:
+            return False
+        lines = data[: end + 1].split(b"\n")[:-1][:want]
+        start = 0
+        while start < len(lines):  # runs of one cluster's lines
+            head = lines[start].split(b"\t", 1)[0]
+            stop = start + 1
+            while stop < len(lines) and lines[stop].startswith(head + b"\t"):
+                stop += 1
+            run = lines[start:stop]
+            nbytes = sum(len(x) + 1 for x in run)
+            pos = _Position(seg.name, self._read.offset + nbytes, self._read.line + len(run))
+            cp = checkpoint.Checkpoint(
+                CHECKPOINT_KEY, 0, 0, 0, "", pos.name, pos.offset, pos.line, 0.0
+            )
+            entries = [parse(x, self._clusters) for x in run]
+            fut = self.submit(entries[0].cluster, entries, cp, nbytes)
+            self._futures.append((fut, pos, nbytes, len(run)))
+            self._waiting += len(run)
+            self._read = pos
+            start = stop
+        return True
+
+    def _settle(self, block: bool) -> None:
+        # (the order of the updates matters to `caught_up`, read by other threads: a future
+        # leaves the list only once its position is committed or the reading is rewound)
+        while self._futures and (block or self._futures[0][0].done()):
+            fut, pos, nbytes, n = self._futures[0]
+            try:
+                fut.result()
+            except Exception as exc:
+                self._failed(exc)
+                return
+            self._committed = pos
+            self._futures.pop(0)
+            self._waiting -= n
+            self.journal.stored(nbytes)
+            for old in self.journal.segments():
+                if old.name < pos.name:
+                    old.unlink(missing_ok=True)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Wait out what is in flight, then read again from the last committed position."""
+        self.failures += 1
+        log.error("storing journal events failed, retrying: %s", exc)
+        for fut, *_ in self._futures:
+            with contextlib.suppress(Exception):  # the same failure; reported once
+                fut.result()
+        c = self._committed
+        self._read = _Position(c.name, c.offset, c.line)
+        self._futures.clear()
+        self._waiting = 0
+        self._stop.wait(self.retry_s)
+
+    def _run(self) -> None:
+        while True:
+            self._settle(block=self._waiting >= self.max_events)
+            if self._waiting < self.max_events and self._read_some():
+                continue
+            if self._stop.is_set() and not self._futures:
+                break
+            if self._futures:
+                self._settle(block=True)
+                continue
+            self.journal.wait(0.05)
+
+    def committed(self) -> tuple[str, int]:
+        """(segment, offset) just after the last line the store has committed."""
+        c = self._committed
+        return c.name, c.offset
+
+    def caught_up(self, timeout: float) -> bool:
+        """Wait until the store has what was acknowledged when called (read-your-writes for
+        the API), at most `timeout` seconds."""
+        target = self.journal.written()
+
+        def done() -> bool:
+            if self.committed() >= target:
+                return True
+            # nothing in flight and read that far: everything read is committed
+            r = self._read
+            return not self._futures and (r.name, r.offset) >= target
+
+        return wait_until(done, timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Read to the end of the journal (or `timeout`), then stop."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

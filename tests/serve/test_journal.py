@@ -1,0 +1,180 @@
+"""The webhook journal (kaudit.sources.journal): what is acknowledged is on disk, reaches the
+store exactly once across restarts and store failures, and is deleted once stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaudit.errors import StoreError
+from kaudit.sources import checkpoint
+from kaudit.sources.journal import Entry, Journal, JournalFull, JournalReader, records
+
+
+class FakeStore:
+    """What the writer does with a job: keep its entries and its checkpoint, atomically;
+    fails the next `fail` jobs."""
+
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, bytes]] = []
+        self.cp: checkpoint.Checkpoint | None = None
+        self.fail = 0
+        self.lock = threading.Lock()
+
+    def submit(self, cluster: str, entries: list[Entry], cp: checkpoint.Checkpoint, n: int) -> Any:
+        fut: Future[None] = Future()
+        with self.lock:
+            if self.fail:
+                self.fail -= 1
+                fut.set_exception(StoreError("disk full"))
+                return fut
+            assert all(e.cluster == cluster for e in entries)  # one cluster per job
+            self.texts += [(cluster, e.text) for e in entries]
+            self.cp = cp
+        fut.set_result(None)
+        return fut
+
+
+def _events(cluster: str, first: int, n: int) -> bytes:
+    texts = [f'{{"auditID":"{cluster}-{i}","verb":"get"}}' for i in range(first, first + n)]
+    return records(cluster, texts, [i % 7 == 0 for i in range(n)])
+
+
+def _wait(cond: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_acknowledged_lines_reach_the_store_once_across_restarts(tmp_path: Path) -> None:
+    store = FakeStore()
+    journal = Journal(tmp_path, segment_bytes=4096)  # a new segment every few requests
+    reader = JournalReader(journal, store.submit, None, max_events=50)
+    reader.start()
+    for i in range(20):  # two clusters, interleaved
+        journal.append(_events("prod" if i % 2 else "dev", i * 10, 10), 10).result(5)
+    assert reader.caught_up(10)
+    reader.stop()
+    journal.close()
+    assert len(store.texts) == 200 and len(set(store.texts)) == 200
+    assert len(journal.segments()) <= 2  # stored segments are deleted
+    # a restart from the stored checkpoint reads only what follows it
+    journal = Journal(tmp_path, segment_bytes=4096)
+    journal.append(_events("prod", 1000, 5), 5).result(5)
+    reader = JournalReader(journal, store.submit, store.cp, max_events=50)
+    reader.start()
+    assert reader.caught_up(10)
+    reader.stop()
+    journal.close()
+    assert len(store.texts) == 205 and len(set(store.texts)) == 205
+
+
+def test_a_failed_store_is_retried_from_the_last_commit(tmp_path: Path) -> None:
+    store = FakeStore()
+    store.fail = 2
+    journal = Journal(tmp_path)
+    reader = JournalReader(journal, store.submit, None, max_events=7, retry_s=0.05)
+    reader.start()
+    for i in range(5):
+        journal.append(_events("prod", i * 10, 10), 10).result(5)
+    _wait(lambda: len(store.texts) == 50)
+    assert reader.caught_up(5) and reader.failures == 2
+    reader.stop()
+    journal.close()
+    assert sorted(store.texts) == sorted(set(store.texts))
+
+
+def test_an_event_larger_than_a_read_is_read_whole(tmp_path: Path) -> None:
+    store = FakeStore()
+    journal = Journal(tmp_path)
+    big = '{"auditID":"big","requestObject":"' + "x" * 3_000_000 + '"}'
+    journal.append(records("prod", [big], [False]), 1).result(5)
+    reader = JournalReader(journal, store.submit, None, max_events=1)
+    reader.start()
+    _wait(lambda: len(store.texts) == 1)
+    reader.stop()
+    journal.close()
+    assert store.texts[0][1] == big.encode()
+
+
+def test_a_full_journal_refuses_instead_of_growing(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, max_pending_bytes=600)  # nobody reads it
+    journal.append(_events("prod", 0, 10), 10).result(5)
+    with pytest.raises(JournalFull):
+        journal.append(_events("prod", 10, 10), 10)
+    journal.close()
+    with pytest.raises(JournalFull):  # closed: shutting down
+        Journal.append(journal, b"x\n", 1)
+
+
+def test_records_round_trip_cluster_flag_and_text() -> None:
+    from kaudit.sources.journal import parse
+
+    line = records('we\t"ird', ['{"a":"b\\tc"}'], [True]).rstrip(b"\n")
+    e = parse(line)
+    assert (e.cluster, e.redacted, e.text) == ('we\t"ird', True, b'{"a":"b\\tc"}')
+
+
+def test_the_webhook_acknowledges_while_the_store_is_busy(tmp_path: Path) -> None:
+    """A real server on loopback whose single writer is held for 3 s (as a long DuckDB
+    checkpoint would): a webhook request is still acknowledged at once, from the journal;
+    once the writer is free, an API read waits for the journal's reader and sees the events."""
+    import http.client
+
+    import orjson
+    import uvicorn
+    import yaml
+
+    from kaudit.sample.generate import generate
+    from kaudit.serve.app import Runtime, create_app
+    from kaudit.serve.auth import TokenStore, tokens_path
+    from kaudit.serve.config import parse_config
+
+    from .conftest import START, eventlist, free_port
+
+    port = free_port()
+    cfg = parse_config(
+        yaml.safe_dump(
+            {"db": str(tmp_path / "data" / "k.duckdb"), "port": port, "alerts": {"enabled": False}}
+        )
+    )
+    tokens = TokenStore(tokens_path(tmp_path / "data"))
+    ingest = tokens.create("ingest", "ingest", "t", "prod")[0]
+    viewer = tokens.create("api", "viewer", "v")[0]
+    rt = Runtime(cfg, write_server_file=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(cfg, rt), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait(lambda: server.started)
+
+    def post(path: str, body: bytes, token: str) -> tuple[int, bytes, float]:
+        t0 = time.perf_counter()
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        con.request("POST", path, body, headers)
+        resp = con.getresponse()
+        out = (resp.status, resp.read(), time.perf_counter() - t0)
+        con.close()
+        return out
+
+    try:
+        assert rt.writer is not None
+        held = rt.writer.exclusive(lambda _s: time.sleep(3))  # the writer is busy for 3 s
+        status, _, took = post("/audit/webhook", eventlist(list(generate(200, 5, START))), ingest)
+        assert status == 200 and took < 1.5  # not the 3 s the store is held
+        assert not held.done()
+        held.result(10)
+        query = orjson.dumps({"query": "* | select count(1) as n"})
+        status, body, _ = post("/api/query", query, viewer)  # waits for the journal's reader
+        assert status == 200 and orjson.loads(body)["rows"] == [[200]]
+    finally:
+        server.should_exit = True
+        thread.join(30)
