@@ -132,6 +132,7 @@ def main() -> None:
                 str(db),
                 "--json",
                 "--no-progress",
+                "--no-detect",  # the store's path; benchmarks/detect.py times the rules
                 str(src),
             ]
             wall, rss, out = _run(cmd)

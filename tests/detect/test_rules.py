@@ -189,3 +189,29 @@ def test_which_compiled_rules_read_a_body() -> None:
 
     assert _reads_raw(tree("privileged-pod")) and _prefilter(tree("privileged-pod")) is not None
     assert not _reads_raw(tree("exec-into-container"))  # the command is in requestURI
+
+
+def test_a_compiled_plan_is_reused_and_follows_its_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaudit.detect import engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(engine, "_PLANS", {})
+    compiled: list[int] = []
+    real = engine.StreamingPlan._compile.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type, chosen: tuple[object, ...], tz: str) -> object:
+        compiled.append(len(chosen))
+        return real(cls, chosen, tz)
+
+    monkeypatch.setattr(engine.StreamingPlan, "_compile", classmethod(counting))
+    first = StreamingPlan.build(RULES)
+    assert StreamingPlan.build(RULES).sql == first.sql and compiled == [len(first.rules)]
+    assert list((tmp_path / "kaudit" / "plans").glob("*.json"))  # and on disk:
+    monkeypatch.setattr(engine, "_PLANS", {})  # a new process
+    again = StreamingPlan.build(RULES)
+    assert (again.sql, again.params, again.rules) == (first.sql, first.params, first.rules)
+    assert len(compiled) == 1
+    fewer = StreamingPlan.build([r for r in RULES if r.id != "exec-into-container"])
+    assert len(compiled) == 2 and "exec-into-container" not in fewer.sql

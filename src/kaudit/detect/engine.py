@@ -11,11 +11,15 @@ catches up and skips none.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -79,7 +83,21 @@ class StreamingPlan:
 
     @classmethod
     def build(cls, rules: Iterable[Rule], tz: str = "UTC") -> StreamingPlan:
+        """The plan of the enabled streaming rules. Compiling some sixty rules through sqlglot
+        takes about two seconds, paid by every `kaudit ingest`: a plan is kept per process
+        and on disk (`$XDG_CACHE_HOME/kaudit/plans`), keyed by the rules, the time zone and
+        the source of the code that compiles them."""
         chosen = tuple(r for r in rules if r.enabled and isinstance(r.kind, Match))
+        key = hashlib.sha256(f"{_code_digest()}\0{tz}\0{chosen!r}".encode()).hexdigest()
+        known = _PLANS.get(key) or _load_plan(key)
+        if known is None:
+            known = cls._compile(chosen, tz)
+            _save_plan(key, known)
+        _PLANS[key] = known
+        return cls(chosen, known.sql, known.params)
+
+    @classmethod
+    def _compile(cls, chosen: tuple[Rule, ...], tz: str) -> StreamingPlan:
         branches: list[exp.Query] = []
         params: list[Any] = []
         bodies = False
@@ -133,6 +151,47 @@ class StreamingPlan:
             ]
         sql = f"WITH {', '.join(ctes)} {union.sql(dialect='duckdb')}"
         return cls(chosen, sql, tuple(params))
+
+
+_PLANS: dict[str, StreamingPlan] = {}
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of the code a plan depends on (rule compiler, query language, store schema):
+    a cached plan never outlives a change to it."""
+    root = Path(__file__).resolve().parent.parent
+    versions = f"{duckdb.__version__} {importlib.metadata.version('sqlglot')}"
+    h = hashlib.sha256(versions.encode())
+    for sub in ("detect", "query", "store"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _plan_file(key: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kaudit" / "plans" / f"{key}.json"
+
+
+def _load_plan(key: str) -> StreamingPlan | None:
+    try:
+        d = orjson.loads(_plan_file(key).read_bytes())
+        return StreamingPlan((), str(d["sql"]), tuple(d["params"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no cache, or an unreadable one: compile
+
+
+def _save_plan(key: str, plan: StreamingPlan) -> None:
+    """Best effort: a read-only home only costs the next run its compile time."""
+    path = _plan_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps({"sql": plan.sql, "params": list(plan.params)}))
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 _BODY_SOURCE = "kaudit_events_with_raw"

@@ -6,6 +6,7 @@ collect every error of many files at once (for `kaudit rules lint`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -425,5 +426,11 @@ def builtin_dir() -> Path:
 
 
 def builtin_rules() -> list[Rule]:
-    """The rules shipped with kaudit (`src/kaudit/detect/rules/*.yaml`)."""
-    return load_paths([builtin_dir()])
+    """The rules shipped with kaudit (`src/kaudit/detect/rules/*.yaml`); a new list each
+    call (of the same frozen rules, read once per process)."""
+    return list(_builtin_rules())
+
+
+@functools.cache
+def _builtin_rules() -> tuple[Rule, ...]:
+    return tuple(load_paths([builtin_dir()]))
