@@ -492,22 +492,24 @@ def _build_insert_sql() -> dict[str, str]:
     select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
     key = ("cluster", "auditID", "stage", "stageTimestamp")
     key_exprs = ", ".join(f"{exprs[k]} AS {_ident(k)}" for k in (*key[1:], "__time__"))
-    # TRY-free: a line that is not JSON is never handed to json_transform.
+    # One parse of each line: a line that is not JSON gives NULL (TRY), and only those are
+    # parsed again (`json_valid`), to tell not-JSON from JSON that is not an event.
     keys = f"""
     CREATE TEMP TABLE kaudit_keys AS
-    WITH valid AS (
+    WITH parsed AS (
         SELECT idx, line, text, ? AS cluster,
-               json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj
+               TRY(json_transform(text, '{key_spec()}')) AS t
         FROM kaudit_batch
-    ), parsed AS (
-        SELECT *, CASE WHEN ok THEN json_transform(text, '{key_spec()}') END AS t FROM valid
+    ), valid AS (
+        SELECT *, t IS NOT NULL OR json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj
+        FROM parsed
     ), k AS (
         SELECT idx, line, ok, obj, hash(text) AS text_hash, cluster, {key_exprs},
                t.responseStatus.code AS code_text,
                {_NOT_EVENT} AS not_event,
                coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp,
                         t.metadata.creationTimestamp) AS time_text
-        FROM parsed
+        FROM valid
     )
     SELECT idx, line, text_hash, {", ".join(_ident(k) for k in key)}, __time__,
       CASE
