@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--batch", type=int, default=400)
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--group", type=int, default=None, help="writer.max_group_events")
     ap.add_argument(
         "--no-rules", action="store_true", help="serve without live detection (alerts off)"
     )
@@ -144,6 +145,8 @@ def main() -> None:
     }
     if args.no_rules:
         cfg["alerts"] = {"enabled": False}
+    if args.group:
+        cfg["writer"] = {"max_group_events": args.group}
     ca = None
     if args.tls:
         subprocess.run(
