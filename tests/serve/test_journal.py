@@ -178,3 +178,23 @@ def test_the_webhook_acknowledges_while_the_store_is_busy(tmp_path: Path) -> Non
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_line_torn_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append(_events("prod", 0, 3), 3).result(5)
+    journal.close()
+    seg = journal.segments()[-1]
+    with seg.open("ab") as f:  # killed in the middle of a write that was never acknowledged
+        f.write(b'"prod"\t0\t{"auditID":"torn",')
+    store = FakeStore()
+    journal = Journal(tmp_path)  # the restart writes a new segment
+    journal.append(_events("prod", 3, 2), 2).result(5)
+    reader = JournalReader(journal, store.submit, None)
+    reader.start()
+    assert reader.caught_up(10)
+    reader.stop()
+    journal.close()
+    assert [t for _, t in store.texts] == [
+        f'{{"auditID":"prod-{i}","verb":"get"}}'.encode() for i in range(5)
+    ]

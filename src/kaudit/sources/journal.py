@@ -302,6 +302,13 @@ class JournalReader:
                 data += more
         end = data.rfind(b"\n")
         if end < 0:
+            later = [x for x in self.journal.segments() if x.name > seg.name]
+            if data and later:
+                # a line cut short by a crash while it was written: never fsynced, so never
+                # acknowledged; the journal went on in a new segment
+                log.warning("journal %s ends with %d bytes of a torn line", seg.name, len(data))
+                self._read = _Position(later[0].name)
+                return True
             return False
         lines = data[: end + 1].split(b"\n")[:-1][:want]
         start = 0
