@@ -4,6 +4,7 @@ separate, so the commands are invoked directly)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -104,3 +105,34 @@ def test_alerts_and_silences(tmp_path: Path) -> None:
     assert runner.invoke(COMMANDS["silence"], ["remove", "--db", db, sid]).exit_code == 0
     bad = runner.invoke(COMMANDS["silence"], ["add", "--db", db, "--for", "soon"])
     assert bad.exit_code != 0
+
+
+def test_detect_counts_stateful_rules_in_their_own_window(tmp_path: Path) -> None:
+    """`kaudit detect` on a day of history: twelve secrets read one an hour are routine for a
+    "10 distinct secrets in 10 minutes" rule; twelve read within five minutes are not."""
+
+    def reads(user: str, step_s: int, t0: int) -> list[str]:
+        out = []
+        for i in range(12):
+            ev = _with_defaults(
+                {
+                    "verb": "get",
+                    "user": {"username": user},
+                    "objectRef": {"resource": "secrets", "namespace": "a", "name": f"s{i}"},
+                },
+                i,
+            )
+            at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=t0 + i * step_s)
+            ev["auditID"] = f"{user}-{i}"
+            ev["stageTimestamp"] = ev["requestReceivedTimestamp"] = at.strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"
+            )
+            out.append(json.dumps(ev))
+        return out
+
+    f = tmp_path / "day.log"
+    f.write_text("\n".join(reads("slow", 3600, 0) + reads("burst", 25, 40_000)) + "\n")
+    r = CliRunner().invoke(COMMANDS["detect"], [str(f)])
+    alerts = [json.loads(x) for x in r.output.splitlines()]
+    enum = [a for a in alerts if a["rule"] == "secret-enumeration"]
+    assert [a["fields"]["操作账号"] for a in enum] == ["burst"]

@@ -108,7 +108,7 @@ def ingest_cmd(
     (see `kaudit rejects`), 1 on a fatal error.
     """
     from kaudit.event.decode import DecodeOptions, expand_inputs, resolve_csv_columns
-    from kaudit.sources.bulk import COMMIT_EVERY, ingest
+    from kaudit.sources.bulk import ingest
     from kaudit.store.duckdb import DuckDBStore
 
     paths = expand_inputs(inputs)
@@ -129,7 +129,6 @@ def ingest_cmd(
             paths,
             options,
             after_commit=detecting.committed if detecting else None,
-            commit_every=DETECT_COMMIT_EVERY if detecting else COMMIT_EVERY,
         )
         report = _ingest_with_progress(run) if show else run()
     report.elapsed_s = time.perf_counter() - start  # with the rules' last pass
@@ -143,11 +142,6 @@ def ingest_cmd(
         _print_summary(summary, db)
     if report.totals.rejected:
         sys.exit(2)
-
-
-# With detection on, commit more often: the rules examine a batch once it is committed, on a
-# thread of their own, while the next one is stored.
-DETECT_COMMIT_EVERY = 100_000
 
 
 def _streaming_rules(rule_paths: tuple[str, ...]) -> list[Any]:

@@ -10,6 +10,7 @@ catches up and skips none.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata
@@ -513,12 +514,31 @@ def span(store: DuckDBStore) -> tuple[int, int]:
 
 def run_all(store: DuckDBStore, rules: Sequence[Rule], tz: str = "UTC") -> list[Hit]:
     """Every rule over everything stored (`kaudit detect`, inline tests): streaming rules once,
-    the others over one window spanning the stored events."""
+    the others over windows of their own `window`, half overlapping, across the stored events
+    (one window when they all fit in one). One window spanning a multi-day file would count
+    a rule's "10 secrets in 10 minutes" over days. A key found in several windows is one hit:
+    the window where it counted most, with the first and last time over all of them."""
     lo, hi = span(store)
     hits = run_streaming(store, StreamingPlan.build(rules, tz))
     for r in rules:
-        if r.enabled and not r.streaming:
+        if not r.enabled or r.streaming:
+            continue
+        if hi - lo <= r.window_s:
             hits.extend(run_rule(store, r, Window(lo, hi), tz))
+            continue
+        step = max(1, r.window_s // 2)
+        best: dict[tuple[str, ...], Hit] = {}
+        for start in range(lo - lo % step, hi, step):
+            for h in run_rule(store, r, Window(start, start + r.window_s), tz):
+                old = best.get(h.key)
+                if old is None:
+                    best[h.key] = h
+                    continue
+                top = h if h.count > old.count else old
+                best[h.key] = dataclasses.replace(
+                    top, first=min(old.first, h.first), last=max(old.last, h.last)
+                )
+        hits.extend(best.values())
     return hits
 
 

@@ -16,7 +16,11 @@ from kaudit.store.base import AppendResult
 from kaudit.store.duckdb import DuckDBStore
 
 # Commit at least this often during a large import, so that an interrupted run keeps what it
-# stored (re-running it stores the rest: appends are idempotent).
+# stored (re-running it stores the rest: appends are idempotent); streaming rules examine each
+# commit while the next is stored. Not more often: a commit smaller than DuckDB's row groups
+# (122,880 rows) goes through the WAL, uncompressed until a checkpoint, and the rules then scan
+# it slowly: committing every 100,000 events made detection cost 30 % of the import instead of
+# 14 % (1M events, 2 cores).
 COMMIT_EVERY = 250_000
 
 
