@@ -135,6 +135,8 @@ DETECTION_NEEDS: tuple[DetectionNeed, ...] = (
                   ("certificatesigningrequests/approval",), namespaced=False),
     DetectionNeed("sa-token-request", "a service-account token minted (TokenRequest)",
                   "Metadata", ("create",), "", ("serviceaccounts/token",)),
+    DetectionNeed("node-registration", "a Node created, and by whom (not its own kubelet?)",
+                  "Metadata", ("create",), "", ("nodes",), namespaced=False),
     DetectionNeed("failed-authentication", "401s: one ResponseStarted event without user (§5.4)",
                   "Metadata", ("get", "list", "create"), "", ("secrets", "pods"),
                   stage="ResponseStarted", unauthenticated=True),
