@@ -155,8 +155,18 @@ def _streaming_rules(rule_paths: tuple[str, ...]) -> list[Any]:
 @dataclass(slots=True)
 class _Detecting:
     committed: Callable[[], None]
-    alerts: int = 0  # alerts raised or updated
-    by_rule: dict[str, int] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # alert -> rule, raised or updated
+
+    @property
+    def alerts(self) -> int:
+        return len(self.fingerprints)
+
+    @property
+    def by_rule(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for rule in self.fingerprints.values():
+            out[rule] = out.get(rule, 0) + 1
+        return out
 
 
 @contextmanager
@@ -175,8 +185,7 @@ def _detecting(store: Any, rules: list[Any]) -> Iterator[_Detecting | None]:
 
     def on_hits(hits: list[Any]) -> None:
         for u in notifier.handle(hits):
-            state.alerts += 1
-            state.by_rule[u.alert.rule_id] = state.by_rule.get(u.alert.rule_id, 0) + 1
+            state.fingerprints[u.alert.fingerprint] = u.alert.rule_id
 
     follower = StreamFollower(store, rules, on_hits)
     state.committed = follower.committed

@@ -260,7 +260,8 @@ class JournalReader:
         pos = _Position(start.name, start.offset, start.line) if start else _Position()
         self._read = pos  # what was submitted
         self._committed = _Position(pos.name, pos.offset, pos.line)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # read to the end, then stop
+        self._halt = threading.Event()  # stop now
         self._futures: list[tuple[Future[Any], _Position, int, int]] = []
         self._waiting = 0  # events submitted and not settled
         self.failures = 0
@@ -363,9 +364,13 @@ class JournalReader:
         self._stop.wait(self.retry_s)
 
     def _run(self) -> None:
-        while True:
+        while not self._halt.is_set():
             self._settle(block=self._waiting >= self.max_events)
-            if self._waiting < self.max_events and self._read_some():
+            try:
+                if self._waiting < self.max_events and self._read_some():
+                    continue
+            except Exception as exc:  # the writer refused the job (full, closing)
+                self._failed(exc)
                 continue
             if self._stop.is_set() and not self._futures:
                 break
@@ -394,9 +399,14 @@ class JournalReader:
         return wait_until(done, timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Read to the end of the journal (or `timeout`), then stop."""
+        """Read to the end of the journal (or `timeout`: the rest waits in the journal for
+        the next start), then stop."""
         self._stop.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("journal not read to the end at shutdown; the next start stores it")
+            self._halt.set()
+            self._thread.join(10)
 
 
 def wait_until(cond: Callable[[], bool], timeout: float) -> bool:
