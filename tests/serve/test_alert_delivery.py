@@ -4,49 +4,16 @@ waits `drain_timeout` for the queues, then records what is left."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
 from kaudit.store.duckdb import DuckDBStore
+from loopback import Receiver
 
 from .conftest import Server, eventlist, send_with_retry
-
-
-class Receiver:
-    """Loopback webhook receiver; each request is answered after `delay` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        self.got: list[tuple[float, dict[str, Any]]] = []
-        self.answered = 0
-        lock = threading.Lock()
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    outer.got.append((time.time(), body))
-                time.sleep(delay)
-                self.send_response(200)
-                self.end_headers()
-                with lock:
-                    outer.answered += 1
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/alerts"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def ids(self) -> set[str]:
-        return {a["fields"]["事件ID"] for _, body in list(self.got) for a in body["alerts"]}
 
 
 def _exec(n: int) -> dict[str, Any]:
@@ -97,11 +64,11 @@ def test_slow_channel_overflow_metrics_and_drain_on_stop(make_server: Any) -> No
     ids = [e["auditID"] for e in events]
     for n, e in enumerate(events):
         send_with_retry(server, "/audit/webhook", eventlist([e]), ingest)
-        acked = time.time()
+        acked = time.monotonic()
         # each alert reaches the fast channel at once, while the slow one is still on its
         # first message (8 s): a queue of one message cannot overflow the fast channel
-        assert _wait(lambda n=n: fast.ids() == set(ids[: n + 1]), 5), fast.ids()
-        assert max(t for t, _ in fast.got) - acked < 2.0
+        assert _wait(lambda n=n: set(fast.alert_ids()) == set(ids[: n + 1]), 5), fast.alert_ids()
+        assert max(t for t, _ in fast.arrived) - acked < 2.0
     assert slow.answered == 0
 
     status, body = server.request("GET", "/api/alerts?limit=100", token=viewer)
