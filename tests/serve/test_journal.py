@@ -198,3 +198,16 @@ def test_a_line_torn_by_a_crash_is_skipped(tmp_path: Path) -> None:
     assert [t for _, t in store.texts] == [
         f'{{"auditID":"prod-{i}","verb":"get"}}'.encode() for i in range(5)
     ]
+
+
+def test_an_unusable_journal_directory_refuses_start_up_in_one_line(tmp_path: Path) -> None:
+    import yaml
+
+    from kaudit.serve.app import create_app
+    from kaudit.serve.config import parse_config
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "journal").write_text("not a directory")
+    cfg = parse_config(yaml.safe_dump({"db": str(tmp_path / "data" / "k.duckdb")}))
+    with pytest.raises(StoreError, match=r"cannot use .*journal for the webhook journal"):
+        create_app(cfg)

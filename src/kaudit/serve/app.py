@@ -41,7 +41,14 @@ from kaudit.serve.health import Health
 from kaudit.serve.writer import Overloaded, WriteJob, Writer, arrival
 from kaudit.sources import checkpoint
 from kaudit.sources.follow import Follower, Lines, expand
-from kaudit.sources.journal import CHECKPOINT_KEY, Entry, Journal, JournalFull, JournalReader
+from kaudit.sources.journal import (
+    CHECKPOINT_KEY,
+    Entry,
+    Journal,
+    JournalFull,
+    JournalReader,
+    prepare_dir,
+)
 from kaudit.sources.journal import records as journal_records
 from kaudit.sources.webhook import WebhookRefusal, decode_eventlist
 from kaudit.store.duckdb import DuckDBStore
@@ -147,7 +154,7 @@ class Runtime:
         where = (
             Path(tempfile.mkdtemp(prefix="kaudit-journal-"))
             if cfg.db == ":memory:"
-            else cfg.data_dir / "journal"
+            else journal_dir(cfg)
         )
         self.journal = Journal(where, max_pending_bytes=cfg.webhook.journal_max)
         writer = self.writer
@@ -444,6 +451,10 @@ def _duration(text: str) -> timedelta:
     return parse_duration(text)
 
 
+def journal_dir(cfg: ServeConfig) -> Path:
+    return cfg.data_dir / "journal"
+
+
 def _journal_stats(rt: Runtime) -> dict[str, float]:
     j = rt.journal
     if j is None:
@@ -473,6 +484,8 @@ def create_app(config: ServeConfig, runtime: Runtime | None = None) -> FastAPI:
         # now, before the server listens: a bad rule file stops `kaudit serve` with its
         # file:line instead of being logged by a server that runs without the rule
         rt.rules = load_rules(config)
+    if config.webhook.journal and config.db != ":memory:":
+        prepare_dir(journal_dir(config))  # likewise: an unusable directory, in one line
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -69,11 +69,11 @@ def newest_time(texts: Iterable[str | bytes]) -> float | None:
     so the strings sort by time."""
     best: str | None = None
     for t in texts:
-        s = t if isinstance(t, str) else t[: t.find(b'"stageTimestamp":"') + 60].decode("latin-1")
-        i = s.find('"stageTimestamp":"')
+        i = t.find('"stageTimestamp":"') if isinstance(t, str) else t.find(b'"stageTimestamp":"')
         if i < 0:
             continue
-        v = s[i + 18 : i + 18 + 40]
+        raw = t[i + 18 : i + 18 + 40]
+        v = raw if isinstance(raw, str) else raw.decode("latin-1")
         v = v[: v.find('"')] if '"' in v else v
         if best is None or v > best:
             best = v

@@ -99,7 +99,7 @@ class Journal:
         max_pending_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        prepare_dir(directory)
         self.segment_bytes = segment_bytes
         self.max_pending_bytes = max_pending_bytes
         self.stats = JournalStats()
@@ -218,6 +218,18 @@ class Journal:
         self._thread.join()
         with self._appended:
             self._appended.notify_all()
+
+
+def prepare_dir(directory: Path) -> None:
+    """Create the journal's directory, or say in one line why it cannot be used."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot use {directory} for the webhook journal: {exc.strerror}"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot use {directory} for the webhook journal: not writable")
 
 
 def _fsync_dir(path: Path) -> None:
