@@ -14,7 +14,6 @@ rest of the input is kept.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import gzip
 import io
@@ -25,12 +24,14 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from kaudit.errors import DecodeError, InputError
-from kaudit.event.batch import RawBatch, Reject
+from kaudit.event.batch import BATCH_SCHEMA, RawBatch, Reject, utf8_only
 from kaudit.event.formats._common import as_event
 from kaudit.event.formats.aks import aks_record_to_event, aks_records
 from kaudit.event.formats.detect import sniff
@@ -46,6 +47,8 @@ _BLOCK = 8 * 1024 * 1024
 _GZIP_BLOCK = 64 * 1024
 _SNIFF_LINES = 64  # lines looked at to detect an input's format
 _REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
+# (number of the first line, complete lines joined by newlines)
+RawBlock = tuple[int, bytes]
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -95,10 +98,9 @@ def expand_inputs(paths: Sequence[str]) -> list[Input]:
 
 
 # --- lines -----------------------------------------------------------------------------------
-def _read_blocks(
-    stream: IO[bytes], name: str, rejects: list[Reject]
-) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the first line, complete lines without their newline) per block read.
+def _read_raw_blocks(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator[RawBlock]:
+    """(number of the first line, complete lines joined by newlines) of at least `_BLOCK` bytes
+    at a time (less at the end).
 
     A gzip stream cut short ends the input with a `truncated_gzip` reject; the lines read
     before the cut are kept. A last line without a newline is read as a line.
@@ -107,66 +109,155 @@ def _read_blocks(
     tail = b""
     # A gzip stream cut short raises on the read that reaches the cut, losing what that read
     # had inflated: read it in small steps so that only the incomplete end is lost.
-    size = _GZIP_BLOCK if isinstance(stream, gzip.GzipFile) else _BLOCK
+    step = _GZIP_BLOCK if isinstance(stream, gzip.GzipFile) else _BLOCK
+    pending: list[bytes] = []
+    size = 0
     while True:
         try:
-            block = stream.read(size)
+            chunk = stream.read(step)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            rejects.append(
-                Reject(
-                    name, lineno + 1, "truncated_gzip", f"compressed input ends early: {exc}", ""
-                )
-            )
+            data = tail + b"".join(pending)
+            end = data.rfind(b"\n")
+            if end >= 0:
+                yield lineno + 1, data[:end]
+                lineno += data.count(b"\n", 0, end) + 1
+            message = f"compressed input ends early: {exc}"
+            rejects.append(Reject(name, lineno + 1, "truncated_gzip", message, ""))
             return  # the partial line before the cut is not an event
-        if not block:
+        if chunk:
+            pending.append(chunk)
+            size += len(chunk)
+            if size < _BLOCK:
+                continue
+        elif not pending:
             break
-        parts = (tail + block).split(b"\n")
-        tail = parts.pop()
-        if parts:
-            yield lineno + 1, parts
-            lineno += len(parts)
+        data = tail + b"".join(pending)
+        pending, size = [], 0
+        end = data.rfind(b"\n")
+        if end == -1:
+            tail = data
+            continue
+        body, tail = data[:end], data[end + 1 :]
+        yield lineno + 1, body
+        lineno += body.count(b"\n") + 1
     if tail:
-        yield lineno + 1, [tail]
+        yield lineno + 1, tail
 
 
-def _lines_of(blocks: Iterable[tuple[int, list[bytes]]]) -> Iterator[tuple[int, bytes]]:
+def _lines_of(blocks: Iterable[RawBlock]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every non-blank line of the blocks."""
-    for start, parts in blocks:
-        for i, part in enumerate(parts):
+    for start, data in blocks:
+        for i, part in enumerate(data.split(b"\n")):
             if part.strip():
                 yield start + i, part.rstrip(b"\r")
 
 
+def _head_lines(start: int, data: bytes, count: int) -> list[tuple[int, bytes]]:
+    """The first `count` non-blank lines of a block, without splitting all of it."""
+    out: list[tuple[int, bytes]] = []
+    pos, n = 0, start
+    while len(out) < count and pos <= len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end == -1 else end
+        part = data[pos:end]
+        if part.strip():
+            out.append((n, part.rstrip(b"\r")))
+        pos, n = end + 1, n + 1
+    return out
+
+
 _BODIES = (b'"requestObject"', b'"responseObject"')
-
-
-def _secret_candidates(texts: list[str | bytes]) -> list[int]:
-    """Indexes of the texts that `may_hold_secret`, found with one search per block."""
-    if not all(isinstance(t, bytes) for t in texts):
-        return [i for i, t in enumerate(texts) if may_hold_secret(t)]
-    parts = cast(list[bytes], texts)
-    data = b"\n".join(parts)
-    hits: set[int] = set()
-    for mark in SECRET_MARKS:
-        pos = data.find(mark)
-        while pos != -1:
-            hits.add(pos)
-            pos = data.find(mark, pos + 1)
-    if not hits:
-        return []
-    starts = list(itertools.accumulate((len(p) + 1 for p in parts), initial=0))
-    lines = sorted({bisect.bisect_right(starts, h) - 1 for h in hits})
-    # Metadata-level events carry no body, so nothing to redact
-    return [i for i in lines if any(b in parts[i] for b in _BODIES)]
+_BLANK_BYTES = np.frombuffer(b" \t\r\x0b\x0c", np.uint8)
 
 
 @dataclass(slots=True)
-class _Chunk:
-    """Many native event lines at once: the bulk path handles them without a per-line call."""
+class _Lines:
+    """The non-blank lines of a block cut with a few vectorised passes (no Python object per
+    line): their texts as one Arrow array, their line numbers, where each starts in the block."""
 
-    lines: list[int | None]
-    texts: list[str | bytes]
-    redacted: list[bool]
+    texts: pa.StringArray
+    numbers: np.ndarray[Any, np.dtype[np.int64]]
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    lengths: np.ndarray[Any, np.dtype[np.int64]]
+
+
+def _cut_lines(data: bytes, start: int, limit: int) -> _Lines | None:
+    """The block's lines, or None when one needs a look of its own: longer than `limit`, not
+    UTF-8, or starting with white space (it may be blank)."""
+    a = np.frombuffer(data, np.uint8)
+    if not len(a):
+        return None
+    nl = np.flatnonzero(a == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.append(nl, len(a))
+    cr = (ends > starts) & (a[ends - 1] == 13)  # CRLF line ends
+    ends = ends - cr
+    lengths = ends - starts
+    if lengths.max() > limit or len(a) >= 2**31:
+        return None
+    full = lengths > 0
+    if np.isin(a[starts[full]], _BLANK_BYTES).any():
+        return None
+    keep = np.ones(len(a), dtype=bool)
+    keep[nl] = False
+    keep[ends[cr]] = False
+    body = a[keep]  # the lines back to back, as Arrow wants them
+    offsets = np.zeros(int(full.sum()) + 1, dtype=np.int32)
+    np.cumsum(lengths[full], out=offsets[1:])
+    texts = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(body))
+    try:
+        texts.validate(full=True)  # UTF-8
+    except pa.ArrowInvalid:
+        return None
+    numbers = start + np.flatnonzero(full)
+    return _Lines(texts, numbers, starts[full], lengths[full])
+
+
+def _secret_candidates(
+    data: bytes, starts: np.ndarray[Any, Any], lengths: np.ndarray[Any, Any]
+) -> list[int]:
+    """Indexes of the lines (starting at `starts` in `data`) that `may_hold_secret`, found with
+    one search per mark over the whole block."""
+    hits: list[int] = []
+    for mark in SECRET_MARKS:
+        pos = data.find(mark)
+        while pos != -1:
+            hits.append(pos)
+            pos = data.find(mark, pos + 1)
+    if not hits:
+        return []
+    lines = sorted({int(i) for i in np.searchsorted(starts, hits, side="right") - 1})
+    # Metadata-level events carry no body, so nothing to redact
+    out = []
+    for i in lines:
+        line = data[int(starts[i]) : int(starts[i]) + int(lengths[i])]
+        if any(b in line for b in _BODIES):
+            out.append(i)
+    return out
+
+
+def _redacted_text(line: bytes) -> bytes | None:
+    """The line with its Secret values replaced (`redact_event`), or None when it is unchanged
+    or not a JSON object (the store then rejects it with its reason)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, Mapping):
+        return None
+    new, flagged = redact_event(obj)
+    return orjson.dumps(new) if flagged else None
+
+
+def _replace(texts: pa.StringArray, changed: list[tuple[int, bytes]]) -> pa.Array:
+    """`texts` with the elements at the given (ascending) indexes replaced."""
+    pieces: list[pa.Array] = []
+    prev = 0
+    for i, new in changed:
+        pieces += [texts.slice(prev, i - prev), pa.array([new], type=pa.string())]
+        prev = i + 1
+    pieces.append(texts.slice(prev))
+    return pa.concat_arrays(pieces)
 
 
 # --- shapes ----------------------------------------------------------------------------------
@@ -335,10 +426,8 @@ class Decoder:
         for item in self._records(inp, rejects):
             if item is None:
                 continue
-            if isinstance(item, _Chunk):
-                batch.lines.extend(item.lines)
-                batch.texts.extend(item.texts)
-                batch.redacted.extend(item.redacted)
+            if isinstance(item, pa.RecordBatch):
+                batch.add_block(item)
             else:
                 line, text, redacted = item
                 batch.add(text, line, redacted)
@@ -350,19 +439,20 @@ class Decoder:
     def _new_batch(self, inp: Input) -> RawBatch:
         return RawBatch(cluster=self.options.cluster, source=inp.name)
 
-    # Each record is (line, event text, redacted), a _Chunk of many, or None when rejected.
+    # Each record is (line, event text, redacted), a record batch of many, or None when
+    # rejected.
     def _records(
         self, inp: Input, rejects: list[Reject]
-    ) -> Iterator[tuple[int | None, str, bool] | _Chunk | None]:
+    ) -> Iterator[tuple[int | None, str, bool] | pa.RecordBatch | None]:
         stream = inp.open()
         try:
             fmt = self.options.format
-            blocks = _read_blocks(stream, inp.name, rejects)
-            read: list[tuple[int, list[bytes]]] = []
+            blocks = _read_raw_blocks(stream, inp.name, rejects)
+            read: list[RawBlock] = []
             head: list[tuple[int, bytes]] = []
             for blk in blocks:
                 read.append(blk)
-                head.extend(itertools.islice(_lines_of([blk]), _SNIFF_LINES - len(head)))
+                head.extend(_head_lines(*blk, _SNIFF_LINES - len(head)))
                 if len(head) >= _SNIFF_LINES:
                     break
             if not head:
@@ -470,40 +560,61 @@ class Decoder:
         )
 
     def _native_blocks(
-        self, inp: Input, blocks: Iterator[tuple[int, list[bytes]]], rejects: list[Reject]
-    ) -> Iterator[_Chunk]:
-        """Native NDJSON, a block of lines at a time. The lines go to the store as they are
-        (it parses them, and checks UTF-8); only blank, oversize and possibly-Secret lines are
-        looked at one by one here."""
+        self, inp: Input, blocks: Iterator[RawBlock], rejects: list[Reject]
+    ) -> Iterator[pa.RecordBatch]:
+        """Native NDJSON, a block of lines at a time. The lines go to the store as they are (it
+        parses them), cut from the block into one Arrow array without a Python object per line;
+        only possibly-Secret lines are parsed here, to be redacted. A block with an oversize,
+        blank-looking or non-UTF-8 line is read line by line."""
+        for start, data in blocks:
+            cut = _cut_lines(data, start, self.options.max_event_size)
+            if cut is None:
+                yield self._native_lines(inp, start, data, rejects)
+                continue
+            flags = np.zeros(len(cut.texts), dtype=bool)
+            texts: pa.Array = cut.texts
+            if self.options.redact:
+                changed: list[tuple[int, bytes]] = []
+                for i in _secret_candidates(data, cut.starts, cut.lengths):
+                    begin = int(cut.starts[i])
+                    new = _redacted_text(data[begin : begin + int(cut.lengths[i])])
+                    if new is not None:
+                        changed.append((i, new))
+                        flags[i] = True
+                if changed:
+                    texts = _replace(cut.texts, changed)
+            yield pa.record_batch(
+                [pa.array(cut.numbers, type=pa.int64()), texts, pa.array(flags)],
+                schema=BATCH_SCHEMA,
+            )
+
+    def _native_lines(
+        self, inp: Input, start: int, data: bytes, rejects: list[Reject]
+    ) -> pa.RecordBatch:
+        """One block of native NDJSON, line by line: blank lines skipped, oversize and
+        non-UTF-8 ones rejected, the rest redacted and kept."""
         limit = self.options.max_event_size
-        redact = self.options.redact
-        for start, parts in blocks:
-            numbers: list[int | None] = list(range(start, start + len(parts)))
-            texts: list[str | bytes] = list(parts)
-            if parts and (min(map(len, parts)) <= 1 or max(map(len, parts)) > limit):
-                numbers, texts = [], []
-                for n, part in enumerate(parts, start):
-                    if len(part) > limit:
-                        rejects.append(self._too_large(inp.name, n, part))
-                    elif part.strip():
-                        numbers.append(n)
-                        texts.append(part)
-            if texts and texts[0][-1:] in (b"\r", "\r"):  # CRLF line ends
-                texts = [t.rstrip(b"\r") if isinstance(t, bytes) else t for t in texts]
-            flags = [False] * len(texts)
-            if redact:
-                for i in _secret_candidates(texts):
-                    text = texts[i]
-                    try:
-                        obj = orjson.loads(text)
-                    except orjson.JSONDecodeError:
-                        continue  # the store rejects it with its reason
-                    if isinstance(obj, Mapping):
-                        new, flagged = redact_event(obj)
-                        if flagged:
-                            texts[i] = orjson.dumps(new)
-                            flags[i] = True
-            yield _Chunk(numbers, texts, flags)
+        numbers: list[int | None] = []
+        texts: list[str | bytes] = []
+        flags: list[bool] = []
+        for n, part in enumerate(data.split(b"\n"), start):
+            part = part.rstrip(b"\r")
+            if len(part) > limit:
+                rejects.append(self._too_large(inp.name, n, part))
+                continue
+            if not part.strip():
+                continue
+            flag = False
+            if self.options.redact and may_hold_secret(part) and any(b in part for b in _BODIES):
+                new = _redacted_text(part)
+                if new is not None:
+                    part, flag = new, True
+            numbers.append(n)
+            texts.append(part)
+            flags.append(flag)
+        kept, bad = utf8_only(inp.name, texts, numbers, flags)
+        rejects.extend(bad)
+        return kept
 
     def _parse_line(self, name: str, lineno: int, line: bytes, rejects: list[Reject]) -> Any | None:
         try:
@@ -673,7 +784,7 @@ def iter_raw_events(
     for inp in expand_inputs(paths):
         for batch, found in decoder.batches(inp):
             sink.extend(found)
-            for text, line in zip(batch.texts, batch.lines, strict=True):
+            for text, line, _ in batch.iter_texts():
                 try:
                     obj = orjson.loads(text)
                 except orjson.JSONDecodeError as exc:

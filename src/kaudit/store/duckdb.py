@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from kaudit.errors import StoreError
-from kaudit.event.batch import RawBatch, Reject
+from kaudit.event.batch import BATCH_SCHEMA, RawBatch, Reject
 from kaudit.event.redact import redact_event
 from kaudit.store.base import AppendResult, CompiledQuery, QueryResult
 from kaudit.store.extract import column_exprs, key_spec, transform_spec
@@ -100,6 +101,7 @@ class DuckDBStore:
         self._in_bulk = False
         self._next_seq = 0  # `seq` of the next stored row
         self._committed_seq = -1  # the greatest `seq` committed
+        self._expect_duplicates = False  # see `append`
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -198,21 +200,23 @@ class DuckDBStore:
 
     # --- writing ---------------------------------------------------------------------------
     def append(self, batch: RawBatch) -> AppendResult:
-        """Store a batch: reject malformed events, skip ones already stored, keep the rest."""
+        """Store a batch: reject malformed events, skip ones already stored, keep the rest.
+
+        Two ways, chosen by what the last batch was like. Mostly new events (the usual case):
+        insert every storable event with one parse, then find the duplicates among the rows
+        just inserted, from their key columns, and delete them; only the events that were not
+        inserted are looked at again, to say why. Mostly duplicates (a file read again): read
+        the keys first, then insert only the events not stored yet.
+        """
         result = AppendResult(received=len(batch))
-        if not batch.texts:
+        if not len(batch):
             return result
-        batch, not_utf8 = _utf8_only(batch)
+        blocks, not_utf8 = batch.record_batches()
         if not_utf8:
             self.add_rejects(batch.cluster, not_utf8)
-        table = pa.table(
-            {
-                "idx": pa.array(range(len(batch)), type=pa.int64()),
-                "line": pa.array(batch.lines, type=pa.int64()),
-                "text": pa.array(batch.texts, type=pa.string()),
-                "redacted": pa.array(batch.redacted, type=pa.bool_()),
-            }
-        )
+        table = pa.Table.from_batches(blocks, schema=BATCH_SCHEMA)
+        n = table.num_rows
+        table = table.append_column("idx", pa.array(np.arange(n, dtype=np.int64)))
         # DuckDB scans an Arrow table one record batch per thread: cut it so both cores work.
         table = pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_CHUNK))
         rejected: list[tuple[Any, ...]] = [("not_utf8", len(not_utf8))] if not_utf8 else []
@@ -220,20 +224,16 @@ class DuckDBStore:
             con = self._con
             con.register("kaudit_batch", table)
             own_tx = not self._in_bulk
+            seq = self._next_seq
             try:
                 if own_tx:
                     con.execute("BEGIN")
-                con.execute(self._insert_sql["keys"], [batch.cluster])
-                counted = con.execute(
-                    "SELECT reason, count(*) FROM kaudit_keys WHERE reason IS NOT NULL "
-                    "GROUP BY reason"
-                ).fetchall()
-                if counted:
-                    con.execute(self._insert_sql["rejects"], [batch.source])
+                if self._expect_duplicates:
+                    stored, counted = self._append_keys_first(con, batch, seq)
+                else:
+                    stored, counted = self._append_inserting(con, batch, seq, n)
                 rejected += counted
-                stored = self._insert_new(con, batch.source, batch.cluster, self._next_seq)
-                self._next_seq += len(batch)
-                con.execute("DROP TABLE kaudit_keys")
+                self._next_seq += n
                 if own_tx:
                     con.execute("COMMIT")
                     self._committed_seq = self._next_seq - 1
@@ -248,6 +248,8 @@ class DuckDBStore:
         result.rejected = sum(result.rejected_by_reason.values())
         result.stored = stored
         result.duplicates = result.received - result.rejected - stored
+        # More than a tenth duplicates: the next batch is probably more of the same input.
+        self._expect_duplicates = result.duplicates * 10 > result.received
         return result
 
     def begin(self) -> None:
@@ -283,6 +285,58 @@ class DuckDBStore:
             self.rollback()
             raise
         self.commit()
+
+    def _append_inserting(
+        self, con: duckdb.DuckDBPyConnection, batch: RawBatch, seq: int, n: int
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """Insert first, then take out the duplicates: (events stored, rejects by reason)."""
+        sql = self._insert_sql
+        row = con.execute(sql["insert_all"], [batch.source, seq, batch.cluster]).fetchone()
+        inserted = int(row[0]) if row else 0
+        last = seq + n - 1
+        counted: list[tuple[Any, ...]] = []
+        if inserted < n:  # some could not be stored: say why
+            con.execute(sql["left_out"], [batch.cluster, seq, seq, last])
+            try:
+                counted = con.execute(
+                    "SELECT reason, count(*) FROM kaudit_keys GROUP BY reason"
+                ).fetchall()
+                con.execute(sql["rejects"], [batch.source])
+            finally:
+                con.execute("DROP TABLE kaudit_keys")
+        if not inserted:
+            return 0, counted
+        bounds = con.execute(sql["new_bounds"], [seq, last]).fetchone()
+        assert bounds is not None
+        lo, hi, untimed = bounds
+        lo, hi = (lo, hi) if lo is not None else (0, -1)
+        stmt = sql["repeats_untimed" if untimed else "repeats"]
+        con.execute(stmt, [seq, last, batch.cluster, lo, hi])
+        try:
+            dup = con.execute("SELECT count(*) FROM kaudit_dup").fetchone()
+            if dup and dup[0]:
+                deleted = con.execute(sql["delete_repeats"], [seq, last]).fetchone()
+                inserted -= int(deleted[0]) if deleted else 0
+        finally:
+            con.execute("DROP TABLE kaudit_dup")
+        return inserted, counted
+
+    def _append_keys_first(
+        self, con: duckdb.DuckDBPyConnection, batch: RawBatch, seq: int
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """Read the keys, then insert what is new: (events stored, rejects by reason)."""
+        sql = self._insert_sql
+        con.execute(sql["keys"], [batch.cluster])
+        try:
+            counted = con.execute(
+                "SELECT reason, count(*) FROM kaudit_keys WHERE reason IS NOT NULL GROUP BY reason"
+            ).fetchall()
+            if counted:
+                con.execute(sql["rejects"], [batch.source])
+            stored = self._insert_new(con, batch.source, batch.cluster, seq)
+        finally:
+            con.execute("DROP TABLE kaudit_keys")
+        return stored, counted
 
     def _insert_new(
         self, con: duckdb.DuckDBPyConnection, source: str, cluster: str, seq: int
@@ -455,97 +509,136 @@ _NOT_EVENT = (
 )
 
 
-def _utf8_only(batch: RawBatch) -> tuple[RawBatch, list[Reject]]:
-    """The batch without texts that are not UTF-8, and those as rejects."""
-    try:
-        pa.array(batch.texts, type=pa.string())
-        return batch, []
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        pass
-    kept = RawBatch(batch.cluster, batch.source)
-    rejects = []
-    for text, line, flag in zip(batch.texts, batch.lines, batch.redacted, strict=True):
-        if isinstance(text, bytes):
-            try:
-                kept.add(text.decode(), line, flag)
-            except UnicodeDecodeError as exc:
-                raw = text[:1_048_576].decode("utf-8", "replace")
-                msg = f"not UTF-8 text at byte {exc.start}"
-                rejects.append(Reject(batch.source, line, "not_utf8", msg, raw))
-        else:
-            kept.add(text, line, flag)
-    return kept, rejects
+def _parsed(spec: str, where: str = "") -> str:
+    """The staged batch with each text parsed once (`t`, NULL when it is not JSON); its first
+    parameter is the cluster."""
+    return (
+        "SELECT b.idx, b.line, b.text, b.redacted, ? AS cluster, "
+        f"TRY(json_transform(b.text, '{spec}')) AS t FROM kaudit_batch b {where}"
+    )
+
+
+def _verdict(ok: str) -> tuple[str, str]:
+    """(reason, message): why a parsed text cannot be stored, NULL when it can; `ok` tells a
+    text that is JSON. The checks read only fields that both the key and the full transform
+    structures have, so every statement judges an event the same way."""
+    stage_ts = column_exprs()["stageTimestamp"]
+    time_text = (
+        "coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp, "
+        "t.metadata.creationTimestamp)"
+    )
+    code = "t.responseStatus.code"
+    checks = [
+        (f"NOT ({ok})", "invalid_json", "'not valid JSON'"),
+        (
+            "left(ltrim(text), 1) <> '{'",
+            "not_an_object",
+            "'expected a JSON object (an audit event)'",
+        ),
+        (
+            _NOT_EVENT,
+            "not_an_event",
+            "'not an audit event: fewer than two of auditID, stage, verb, requestURI, user, "
+            "objectRef, sourceIPs, level'",
+        ),
+        (
+            f"{time_text} IS NOT NULL AND {stage_ts} IS NULL",
+            "bad_timestamp",
+            f"'timestamp is not RFC 3339: ' || {time_text}",
+        ),
+        (
+            f"{code} IS NOT NULL AND TRY_CAST({code} AS INTEGER) IS NULL",
+            "wrong_type",
+            f"'field responseStatus.code: expected an integer, got ' || {code}",
+        ),
+        # JSON that the transform still refused (nesting too deep, ...)
+        ("t IS NULL", "invalid_json", "'cannot be read as an audit event'"),
+    ]
+    reason = "CASE " + " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in checks) + " END"
+    message = "CASE " + " ".join(f"WHEN {c} THEN {m}" for c, _, m in checks) + " END"
+    return reason, message
 
 
 def _build_insert_sql() -> dict[str, str]:
     """The statements of `append`, generated once from the schema.
 
-    `keys` reads each event's identity and checks it, with a small `json_transform`: what
-    cannot be stored (not JSON, not an object, nothing of an audit event, a timestamp that is
-    not RFC 3339, a status code that is not an integer) gets a reason; `rejects` keeps those
-    aside; `fresh`, `dups` and `exact` find the events already stored; `events` parses the rest
-    once more, whole, and inserts them with their text. Two parses cost less than carrying 30
-    columns through a temporary table.
+    Inserting first: `insert_all` parses each text once, whole, and inserts every storable
+    event; `left_out` gives the others their reason and `rejects` keeps them aside;
+    `repeats` finds, from the key columns of the rows just inserted, those that repeat an
+    earlier row, and `delete_repeats` takes out the ones whose text is the same too.
+
+    Keys first: `keys` reads each event's identity with a small `json_transform` and judges
+    it; `fresh`, `dups` and `exact` find the events already stored; `events` parses the rest
+    once more, whole, and inserts them with their text.
     """
     exprs = column_exprs()
     stored_names = [c.name for c in STORED]
     select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
     key = ("cluster", "auditID", "stage", "stageTimestamp")
     key_exprs = ", ".join(f"{exprs[k]} AS {_ident(k)}" for k in (*key[1:], "__time__"))
-    # One parse of each line: a line that is not JSON gives NULL (TRY), and only those are
-    # parsed again (`json_valid`), to tell not-JSON from JSON that is not an event.
+    full = transform_spec()
+    # A text that is not JSON gives t = NULL (TRY); only those are parsed again (`json_valid`),
+    # to tell not-JSON from JSON that is not an event.
+    reason, message = _verdict("t IS NOT NULL OR json_valid(text)")
+    insert_reason, _ = _verdict("t IS NOT NULL")
+    key_cols = ", ".join(_ident(k) for k in key)
+    insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source", "seq"])
+
+    insert_all = f"""
+    INSERT INTO {ROWS} ({insert_cols})
+    SELECT {select_cols}, text, strlen(text), ?, ? + idx
+    FROM ({_parsed(full)}) WHERE ({insert_reason}) IS NULL
+    """
+    inserted = f"SELECT seq - ? FROM {ROWS} WHERE seq BETWEEN ? AND ?"
+    left_out = f"""
+    CREATE TEMP TABLE kaudit_keys AS
+    SELECT idx, line, cluster, {reason} AS reason, {message} AS message
+    FROM ({_parsed(full, f"WHERE b.idx NOT IN ({inserted})")})
+    """
+    new_bounds = (
+        f"SELECT min(__time__), max(__time__), count(*) > count(__time__) FROM {ROWS} "
+        "WHERE seq BETWEEN ? AND ?"
+    )
+    on = " AND ".join(f"n.{_ident(k)} IS NOT DISTINCT FROM o.{_ident(k)}" for k in key)
+
+    # Identity is the key above; an event that repeats a stored key with *different* content is
+    # not a retry (hand-edited samples, a client reusing an Audit-ID) and is kept too. Only the
+    # rows whose key is already stored (usually none) have their text compared.
+    # The lookups of stored keys are bounded to the batch's time range, so that zone maps skip
+    # every row group of other times; events without a time are only looked for when the batch
+    # has some.
+    def repeats(with_untimed: bool) -> str:
+        untimed = " OR __time__ IS NULL" if with_untimed else ""
+        return f"""
+    CREATE TEMP TABLE kaudit_dup AS
+    SELECT n.seq, o.seq AS prior
+    FROM (SELECT seq, {key_cols} FROM {ROWS} WHERE seq BETWEEN ? AND ?) n
+    JOIN (SELECT seq, {key_cols} FROM {ROWS}
+          WHERE cluster = ? AND (__time__ BETWEEN ? AND ?{untimed})) o
+      ON {on} AND o.seq < n.seq
+    """
+
+    delete_repeats = f"""
+    DELETE FROM {ROWS} WHERE seq BETWEEN ? AND ? AND seq IN (
+        SELECT d.seq FROM kaudit_dup d
+        JOIN {ROWS} n ON n.seq = d.seq
+        JOIN {ROWS} o ON o.seq = d.prior
+        WHERE n.raw = o.raw
+    )
+    """
+
     keys = f"""
     CREATE TEMP TABLE kaudit_keys AS
-    WITH parsed AS (
-        SELECT idx, line, text, ? AS cluster,
-               TRY(json_transform(text, '{key_spec()}')) AS t
-        FROM kaudit_batch
-    ), valid AS (
-        SELECT *, t IS NOT NULL OR json_valid(text) AS ok, left(ltrim(text), 1) = '{{' AS obj
-        FROM parsed
-    ), k AS (
-        SELECT idx, line, ok, obj, hash(text) AS text_hash, cluster, {key_exprs},
-               t.responseStatus.code AS code_text,
-               {_NOT_EVENT} AS not_event,
-               coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp,
-                        t.metadata.creationTimestamp) AS time_text
-        FROM valid
-    )
-    SELECT idx, line, text_hash, {", ".join(_ident(k) for k in key)}, __time__,
-      CASE
-        WHEN NOT ok THEN 'invalid_json'
-        WHEN NOT obj THEN 'not_an_object'
-        WHEN not_event THEN 'not_an_event'
-        WHEN time_text IS NOT NULL AND stageTimestamp IS NULL THEN 'bad_timestamp'
-        WHEN code_text IS NOT NULL AND TRY_CAST(code_text AS INTEGER) IS NULL THEN 'wrong_type'
-      END AS reason,
-      CASE
-        WHEN NOT ok THEN 'not valid JSON'
-        WHEN NOT obj THEN 'expected a JSON object (an audit event)'
-        WHEN not_event THEN 'not an audit event: fewer than two of auditID, stage, verb, '
-             || 'requestURI, user, objectRef, sourceIPs, level'
-        WHEN time_text IS NOT NULL AND stageTimestamp IS NULL
-          THEN 'timestamp is not RFC 3339: ' || time_text
-        WHEN code_text IS NOT NULL AND TRY_CAST(code_text AS INTEGER) IS NULL
-          THEN 'field responseStatus.code: expected an integer, got ' || code_text
-      END AS message
-    FROM k
+    SELECT idx, line, hash(text) AS text_hash, cluster, {key_exprs},
+           {reason} AS reason, {message} AS message
+    FROM ({_parsed(key_spec())})
     """
     rejects = """
     INSERT INTO rejects
     SELECT now()::TIMESTAMP, s.cluster, ?, s.line, s.reason, s.message, b.text
     FROM kaudit_keys s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
     """
-    key_cols = ", ".join(_ident(k) for k in key)
-    insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source", "seq"])
-    on = " AND ".join(f"f.{_ident(k)} IS NOT DISTINCT FROM e.{_ident(k)}" for k in key)
 
-    # Identity is the key above; an event that repeats a stored key with *different* content is
-    # not a retry (hand-edited samples, a client reusing an Audit-ID) and is kept too. Only the
-    # batch rows whose key is already stored (usually none) have their text compared.
-    # The lookups of stored keys are bounded to the batch's time range, so that zone maps skip
-    # every row group of other times; events without a time are only looked for when the batch
-    # has some.
     def existing(with_untimed: bool) -> str:
         untimed = " OR __time__ IS NULL" if with_untimed else ""
         return f"(SELECT {key_cols} FROM {ROWS} WHERE __time__ BETWEEN ? AND ?{untimed})"
@@ -555,11 +648,12 @@ def _build_insert_sql() -> dict[str, str]:
     SELECT idx, {key_cols} FROM kaudit_keys WHERE reason IS NULL
     QUALIFY row_number() OVER (PARTITION BY {key_cols}, text_hash ORDER BY idx) = 1
     """
+    f_on = " AND ".join(f"f.{_ident(k)} IS NOT DISTINCT FROM e.{_ident(k)}" for k in key)
 
     def dups(with_untimed: bool) -> str:
         return f"""
     CREATE TEMP TABLE kaudit_dup AS
-    SELECT f.idx FROM kaudit_fresh f SEMI JOIN {existing(with_untimed)} e ON ({on})
+    SELECT f.idx FROM kaudit_fresh f SEMI JOIN {existing(with_untimed)} e ON ({f_on})
     """
 
     same = " AND ".join(f"e.{_ident(k)} IS NOT DISTINCT FROM f.{_ident(k)}" for k in key)
@@ -575,11 +669,17 @@ def _build_insert_sql() -> dict[str, str]:
     SELECT {select_cols}, text, strlen(text), ?, ? + idx
     FROM (
         SELECT b.idx, b.text, b.redacted, ? AS cluster,
-               json_transform(b.text, '{transform_spec()}') AS t
+               json_transform(b.text, '{full}') AS t
         FROM kaudit_batch b SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
     )
     """
     return {
+        "insert_all": insert_all,
+        "left_out": left_out,
+        "new_bounds": new_bounds,
+        "repeats": repeats(False),
+        "repeats_untimed": repeats(True),
+        "delete_repeats": delete_repeats,
         "keys": keys,
         "rejects": rejects,
         "fresh": fresh,
