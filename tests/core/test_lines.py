@@ -1,0 +1,94 @@
+"""Native NDJSON is cut into lines a block at a time, without a Python object per line: the
+lines, their numbers and their redaction must be exactly what reading line by line gives."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaudit.event import decode
+from kaudit.event.decode import DecodeOptions, Decoder, Input
+from kaudit.event.redact import MARKER
+
+from .conftest import event
+from .test_redact import SECRET, _on_secret
+
+
+def _read(path: Path, **options: Any) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    rows: list[tuple[Any, ...]] = []
+    rejects: list[Any] = []
+    for batch, found in Decoder(DecodeOptions(**options)).batches(Input(path.name, path)):
+        rejects += found
+        for text, line, flag in batch.iter_texts():
+            rows.append((line, text if isinstance(text, str) else text.decode(), flag))
+    return rows, rejects
+
+
+def _j(n: int) -> str:
+    return json.dumps(event(n))
+
+
+def _lines(data: bytes) -> list[tuple[int, str, bool]]:
+    """What reading line by line gives: every non-blank line, without its line end."""
+    out = []
+    for n, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            out.append((n, line.removesuffix(b"\r").decode(), False))
+    return out
+
+
+@pytest.mark.parametrize("block", [64, 1024, 8 * 1024 * 1024], ids=["tiny", "small", "default"])
+def test_lines_and_numbers_are_those_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", block)  # many blocks: numbers go on across them
+    data = (
+        f"{_j(1)}\r\n{_j(2)}\r\n\n\n{_j(3)}\n\r\n{_j(4)}\n"
+        + "\n".join(_j(i) for i in range(5, 60))
+        + f"\n{_j(60)}"  # no newline at the end
+    ).encode()
+    path = tmp_path / "audit.log"
+    path.write_bytes(data)
+    rows, rejects = _read(path)
+    assert rows == _lines(data)
+    assert not rejects
+
+
+def test_white_space_lines_are_read_one_by_one(tmp_path: Path) -> None:
+    data = f"{_j(1)}\n   \n\t{_j(2)}\n {_j(3)}  \n{_j(4)}\n".encode()
+    path = tmp_path / "audit.log"
+    path.write_bytes(data)
+    rows, _ = _read(path)
+    assert [r[0] for r in rows] == [1, 3, 4, 5]  # the blank line 2 is skipped
+    assert rows[1][1] == f"\t{_j(2)}"  # kept as written: the store parses it
+
+
+def test_secret_lines_are_redacted_in_place(tmp_path: Path) -> None:
+    created = _on_secret(7, "create", requestObject=SECRET, responseObject=SECRET)
+    listed = event(8, objectRef={"resource": "secrets"})  # Metadata: nothing to redact
+    data = "\n".join([_j(1), json.dumps(created), json.dumps(listed), _j(2)]).encode()
+    path = tmp_path / "audit.log.gz"
+    path.write_bytes(gzip.compress(data))
+    rows, _ = _read(path)
+    assert [(r[0], r[2]) for r in rows] == [(1, False), (2, True), (3, False), (4, False)]
+    kept = json.loads(rows[1][1])
+    assert kept["requestObject"]["data"] == {"password": MARKER, "user": MARKER}
+    assert kept["auditID"] == created["auditID"]
+    assert rows[2][1] == json.dumps(listed)
+    # switched off, the text is left as it was
+    rows, _ = _read(path, redact=False)
+    assert [r[1] for r in rows] == data.decode().split("\n")
+
+
+def test_a_block_with_a_bad_line_keeps_its_neighbours(tmp_path: Path) -> None:
+    big = json.dumps(event(3, userAgent="x" * 500))
+    data = f"{_j(1)}\n".encode() + b"\xff\xfe garbage\n" + f"{_j(2)}\n{big}\n".encode()
+    path = tmp_path / "audit.log"
+    path.write_bytes(data)
+    rows, rejects = _read(path, max_event_size=len(big) - 1)
+    assert [r[0] for r in rows] == [1, 3]
+    assert sorted((r.line, r.reason) for r in rejects) == [(2, "not_utf8"), (4, "too_large")]
