@@ -9,7 +9,10 @@ import pyarrow as pa
 
 # The columns of a batch as the store scans it.
 _REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
-BATCH_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.string()), ("redacted", pa.bool_())])
+# Texts are string views: native lines are read where they lie in the block read, not copied.
+BATCH_SCHEMA = pa.schema(
+    [("line", pa.int64()), ("text", pa.string_view()), ("redacted", pa.bool_())]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ def _record_batch(
     return pa.record_batch(
         [
             pa.array(lines, type=pa.int64()),
-            pa.array(texts, type=pa.string()),
+            pa.array(texts, type=pa.string_view()),
             pa.array(redacted, type=pa.bool_()),
         ],
         schema=BATCH_SCHEMA,

@@ -48,8 +48,6 @@ _BLOCK = 8 * 1024 * 1024
 _GZIP_BLOCK = 64 * 1024
 _SNIFF_LINES = 64  # lines looked at to detect an input's format
 _REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
-# (number of the first line, complete lines joined by newlines)
-RawBlock = tuple[int, bytes]
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -99,9 +97,24 @@ def expand_inputs(paths: Sequence[str]) -> list[Input]:
 
 
 # --- lines -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class RawBlock:
+    """Complete lines joined by newlines, and the number of the first. `lines` (how many) is
+    filled in by whoever counts them first: the reader needs it to number the next block, and
+    the native path counts them anyway."""
+
+    start: int
+    data: bytes
+    lines: int | None = None
+
+    def count(self) -> int:
+        if self.lines is None:
+            self.lines = self.data.count(b"\n") + 1
+        return self.lines
+
+
 def _read_raw_blocks(stream: IO[bytes], name: str, rejects: list[Reject]) -> Iterator[RawBlock]:
-    """(number of the first line, complete lines joined by newlines) of at least `_BLOCK` bytes
-    at a time (less at the end).
+    """Blocks of complete lines of at least `_BLOCK` bytes (less at the end).
 
     A gzip stream cut short ends the input with a `truncated_gzip` reject; the lines read
     before the cut are kept. A last line without a newline is read as a line.
@@ -120,8 +133,9 @@ def _read_raw_blocks(stream: IO[bytes], name: str, rejects: list[Reject]) -> Ite
             data = tail + b"".join(pending)
             end = data.rfind(b"\n")
             if end >= 0:
-                yield lineno + 1, data[:end]
-                lineno += data.count(b"\n", 0, end) + 1
+                blk = RawBlock(lineno + 1, data[:end])
+                yield blk
+                lineno += blk.count()
             message = f"compressed input ends early: {exc}"
             rejects.append(Reject(name, lineno + 1, "truncated_gzip", message, ""))
             return  # the partial line before the cut is not an event
@@ -138,19 +152,22 @@ def _read_raw_blocks(stream: IO[bytes], name: str, rejects: list[Reject]) -> Ite
         if end == -1:
             tail = data
             continue
-        body, tail = data[:end], data[end + 1 :]
-        yield lineno + 1, body
-        lineno += body.count(b"\n") + 1
+        blk = RawBlock(lineno + 1, data[:end])
+        tail = data[end + 1 :]
+        yield blk
+        lineno += blk.count()
     if tail:
-        yield lineno + 1, tail
+        yield RawBlock(lineno + 1, tail)
 
 
 def _lines_of(blocks: Iterable[RawBlock]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every non-blank line of the blocks."""
-    for start, data in blocks:
-        for i, part in enumerate(data.split(b"\n")):
+    for blk in blocks:
+        parts = blk.data.split(b"\n")
+        blk.lines = len(parts)
+        for i, part in enumerate(parts):
             if part.strip():
-                yield start + i, part.rstrip(b"\r")
+                yield blk.start + i, part.rstrip(b"\r")
 
 
 def _head_lines(start: int, data: bytes, count: int) -> list[tuple[int, bytes]]:
@@ -173,64 +190,92 @@ _BLANK_BYTES = np.frombuffer(b" \t\r\x0b\x0c", np.uint8)
 
 @dataclass(slots=True)
 class _Lines:
-    """The non-blank lines of a block cut with a few vectorised passes (no Python object per
-    line): their texts as one Arrow array, their line numbers, where each starts in the block."""
+    """The non-blank lines of a block, found with a few vectorised passes (no Python object per
+    line): where each starts in the block, its length and its line number, and whether it
+    holds one of the `SECRET_MARKS`."""
 
-    texts: pa.StringArray
-    numbers: np.ndarray[Any, np.dtype[np.int64]]
     starts: np.ndarray[Any, np.dtype[np.int64]]
     lengths: np.ndarray[Any, np.dtype[np.int64]]
+    numbers: np.ndarray[Any, np.dtype[np.int64]]
+    marked: np.ndarray[Any, np.dtype[np.bool_]]
 
 
-def _cut_lines(data: bytes, start: int, limit: int) -> _Lines | None:
-    """The block's lines, or None when one needs a look of its own: longer than `limit`, not
-    UTF-8, or starting with white space (it may be blank)."""
-    a = np.frombuffer(data, np.uint8)
-    if not len(a):
-        return None
-    nl = np.flatnonzero(a == 10)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.append(nl, len(a))
-    cr = (ends > starts) & (a[ends - 1] == 13)  # CRLF line ends
-    ends = ends - cr
-    lengths = ends - starts
-    if lengths.max() > limit or len(a) >= 2**31:
-        return None
-    full = lengths > 0
-    if np.isin(a[starts[full]], _BLANK_BYTES).any():
-        return None
-    keep = np.ones(len(a), dtype=bool)
-    keep[nl] = False
-    keep[ends[cr]] = False
-    body = a[keep]  # the lines back to back, as Arrow wants them
-    offsets = np.zeros(int(full.sum()) + 1, dtype=np.int32)
-    np.cumsum(lengths[full], out=offsets[1:])
-    texts = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(body))
-    try:
-        texts.validate(full=True)  # UTF-8
-    except pa.ArrowInvalid:
-        return None
-    numbers = start + np.flatnonzero(full)
-    return _Lines(texts, numbers, starts[full], lengths[full])
-
-
-# `may_hold_secret` for a whole array of lines at once (RE2, without holding the GIL, so that
+# `may_hold_secret` for a whole block of lines at once (RE2, without holding the GIL, so that
 # DuckDB storing the previous batch is not held up).
 _SECRET_RE = "|".join(re.escape(m.decode()) for m in SECRET_MARKS)
 
 
-def _secret_candidates(
-    data: bytes, texts: pa.StringArray, starts: np.ndarray[Any, Any], lengths: np.ndarray[Any, Any]
-) -> list[int]:
-    """Indexes of the lines (`texts`, starting at `starts` in `data`) that `may_hold_secret`
-    and have a body: Metadata-level events carry none, so nothing to redact."""
-    marked = pc.match_substring_regex(texts, _SECRET_RE).to_numpy(zero_copy_only=False)
-    out = []
-    for i in np.flatnonzero(marked):
-        line = data[int(starts[i]) : int(starts[i]) + int(lengths[i])]
-        if any(b in line for b in _BODIES):
-            out.append(int(i))
-    return out
+def _cut_lines(blk: RawBlock, limit: int) -> _Lines | None:
+    """The block's lines, or None when one needs a look of its own: longer than `limit`, not
+    UTF-8, or starting with white space (it may be blank)."""
+    data = blk.data
+    a = np.frombuffer(data, np.uint8)
+    if not len(a) or len(a) >= 2**31:
+        return None
+    nl = np.flatnonzero(a == 10)
+    blk.lines = len(nl) + 1
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.append(nl, len(a))
+    cr = (ends > starts) & (a[ends - 1] == 13)  # CRLF line ends
+    lengths = ends - cr - starts
+    if lengths.max() > limit:
+        return None
+    full = lengths > 0
+    if np.isin(a[starts[full]], _BLANK_BYTES).any():
+        return None
+    # Every line with its line end, back to back: the block itself as an Arrow array, to check
+    # UTF-8 (a newline never splits a character) and search it without copying it.
+    spans = pa.StringArray.from_buffers(
+        len(starts), pa.py_buffer(np.append(starts, len(a)).astype(np.int32)), pa.py_buffer(data)
+    )
+    try:
+        spans.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    marked = pc.match_substring_regex(spans, _SECRET_RE).to_numpy(zero_copy_only=False)
+    return _Lines(starts[full], lengths[full], blk.start + np.flatnonzero(full), marked[full])
+
+
+def _string_views(
+    buf: np.ndarray[Any, np.dtype[np.uint8]],
+    starts: np.ndarray[Any, np.dtype[np.int64]],
+    lengths: np.ndarray[Any, np.dtype[np.int64]],
+    index: int,
+) -> np.ndarray[Any, np.dtype[np.int32]]:
+    """Arrow string-view headers (16 bytes each) for the slices of data buffer `index` (`buf`):
+    a string is read where it lies in the block, never copied. Per the Arrow format, a header
+    holds the length, then up to 12 bytes inline, or a 4-byte prefix, the buffer and offset."""
+    views = np.zeros((len(starts), 4), dtype=np.int32)
+    views[:, 0] = lengths
+    header = views.view(np.uint8)
+    long = lengths > 12
+    if long.any():
+        header[long, 4:8] = buf[starts[long, None] + np.arange(4)]
+        views[long, 2] = index
+        views[long, 3] = starts[long]
+    short = ~long
+    if short.any():
+        pos = np.arange(12)
+        inside = pos < lengths[short, None]
+        header[short, 4:16] = np.where(
+            inside, buf[np.where(inside, starts[short, None] + pos, 0)], 0
+        )
+    return views
+
+
+def _line_texts(data: bytes, cut: _Lines, changed: list[tuple[int, bytes]]) -> pa.Array:
+    """The lines as one Arrow string-view array over the block; the `changed` lines (by index)
+    read their new text from a second buffer."""
+    views = _string_views(np.frombuffer(data, np.uint8), cut.starts, cut.lengths, 0)
+    buffers = [None, pa.py_buffer(views), pa.py_buffer(data)]
+    if changed:
+        extra = b"".join(new for _, new in changed)
+        sizes = np.array([len(new) for _, new in changed], dtype=np.int64)
+        at = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        rows = np.array([i for i, _ in changed], dtype=np.int64)
+        views[rows] = _string_views(np.frombuffer(extra, np.uint8), at, sizes, 1)
+        buffers.append(pa.py_buffer(extra))
+    return pa.Array.from_buffers(pa.string_view(), len(views), buffers)
 
 
 def _redacted_text(line: bytes) -> bytes | None:
@@ -244,17 +289,6 @@ def _redacted_text(line: bytes) -> bytes | None:
         return None
     new, flagged = redact_event(obj)
     return orjson.dumps(new) if flagged else None
-
-
-def _replace(texts: pa.StringArray, changed: list[tuple[int, bytes]]) -> pa.Array:
-    """`texts` with the elements at the given (ascending) indexes replaced."""
-    pieces: list[pa.Array] = []
-    prev = 0
-    for i, new in changed:
-        pieces += [texts.slice(prev, i - prev), pa.array([new], type=pa.string())]
-        prev = i + 1
-    pieces.append(texts.slice(prev))
-    return pa.concat_arrays(pieces)
 
 
 # --- shapes ----------------------------------------------------------------------------------
@@ -449,7 +483,7 @@ class Decoder:
             head: list[tuple[int, bytes]] = []
             for blk in blocks:
                 read.append(blk)
-                head.extend(_head_lines(*blk, _SNIFF_LINES - len(head)))
+                head.extend(_head_lines(blk.start, blk.data, _SNIFF_LINES - len(head)))
                 if len(head) >= _SNIFF_LINES:
                     break
             if not head:
@@ -563,38 +597,38 @@ class Decoder:
         parses them), cut from the block into one Arrow array without a Python object per line;
         only possibly-Secret lines are parsed here, to be redacted. A block with an oversize,
         blank-looking or non-UTF-8 line is read line by line."""
-        for start, data in blocks:
-            cut = _cut_lines(data, start, self.options.max_event_size)
+        for blk in blocks:
+            data = blk.data
+            cut = _cut_lines(blk, self.options.max_event_size)
             if cut is None:
-                yield self._native_lines(inp, start, data, rejects)
+                yield self._native_lines(inp, blk, rejects)
                 continue
-            flags = np.zeros(len(cut.texts), dtype=bool)
-            texts: pa.Array = cut.texts
+            flags = np.zeros(len(cut.starts), dtype=bool)
+            changed: list[tuple[int, bytes]] = []
             if self.options.redact:
-                changed: list[tuple[int, bytes]] = []
-                for i in _secret_candidates(data, cut.texts, cut.starts, cut.lengths):
+                for i in np.flatnonzero(cut.marked):
                     begin = int(cut.starts[i])
-                    new = _redacted_text(data[begin : begin + int(cut.lengths[i])])
+                    line = data[begin : begin + int(cut.lengths[i])]
+                    # Metadata-level events carry no body, so nothing to redact
+                    new = _redacted_text(line) if any(b in line for b in _BODIES) else None
                     if new is not None:
-                        changed.append((i, new))
+                        changed.append((int(i), new))
                         flags[i] = True
-                if changed:
-                    texts = _replace(cut.texts, changed)
             yield pa.record_batch(
-                [pa.array(cut.numbers, type=pa.int64()), texts, pa.array(flags)],
+                [pa.array(cut.numbers), _line_texts(data, cut, changed), pa.array(flags)],
                 schema=BATCH_SCHEMA,
             )
 
-    def _native_lines(
-        self, inp: Input, start: int, data: bytes, rejects: list[Reject]
-    ) -> pa.RecordBatch:
+    def _native_lines(self, inp: Input, blk: RawBlock, rejects: list[Reject]) -> pa.RecordBatch:
         """One block of native NDJSON, line by line: blank lines skipped, oversize and
         non-UTF-8 ones rejected, the rest redacted and kept."""
         limit = self.options.max_event_size
         numbers: list[int | None] = []
         texts: list[str | bytes] = []
         flags: list[bool] = []
-        for n, part in enumerate(data.split(b"\n"), start):
+        parts = blk.data.split(b"\n")
+        blk.lines = len(parts)
+        for n, part in enumerate(parts, blk.start):
             part = part.rstrip(b"\r")
             if len(part) > limit:
                 rejects.append(self._too_large(inp.name, n, part))

@@ -148,6 +148,10 @@ class DuckDBStore:
         # instead of 115). A prune still gives back the row groups it empties (measured with
         # DuckDB 2.0: the same blocks are freed with vacuuming on or off).
         con.execute("SET max_vacuum_tasks = 0")
+        # The writer's own connection need not keep the order of what it inserts (every row
+        # carries its arrival number, `seq`): inserts run 13 % faster (1M events, 2 cores).
+        # Readers have connections of their own, where the order is kept.
+        con.execute("SET SESSION preserve_insertion_order = false")
         store = cls(con, spath, read_only)
         if not read_only:  # (a reader follows no rows: it needs no `seq`, nor a migration)
             store._create()
@@ -296,14 +300,15 @@ class DuckDBStore:
     def _append_inserting(
         self, con: duckdb.DuckDBPyConnection, batch: RawBatch, seq: int, n: int
     ) -> tuple[int, list[tuple[Any, ...]]]:
-        """Insert first, then take out the duplicates: (events stored, rejects by reason)."""
+        """Insert first, then take out what cannot be stored and the duplicates: (events
+        stored, rejects by reason)."""
         sql = self._insert_sql
-        row = con.execute(sql["insert_all"], [batch.source, seq, batch.cluster]).fetchone()
-        inserted = int(row[0]) if row else 0
+        con.execute(sql["insert_all"], [batch.source, seq, batch.cluster])
         last = seq + n - 1
         counted: list[tuple[Any, ...]] = []
-        if inserted < n:  # some could not be stored: say why
-            con.execute(sql["left_out"], [batch.cluster, seq, seq, last])
+        row = con.execute(f"SELECT count(*) FROM {ROWS} WHERE seq < 0").fetchone()
+        if row and row[0]:  # some cannot be stored: say why, and take them out
+            con.execute(sql["left_out"], [batch.cluster])
             try:
                 counted = con.execute(
                     "SELECT reason, count(*) FROM kaudit_keys GROUP BY reason"
@@ -311,6 +316,8 @@ class DuckDBStore:
                 con.execute(sql["rejects"], [batch.source])
             finally:
                 con.execute("DROP TABLE kaudit_keys")
+            con.execute(f"DELETE FROM {ROWS} WHERE seq < 0")
+        inserted = n - sum(int(c) for _, c in counted)
         if not inserted:
             return 0, counted
         bounds = con.execute(sql["new_bounds"], [seq, last]).fetchone()
@@ -569,8 +576,8 @@ def _verdict(ok: str) -> tuple[str, str]:
 def _build_insert_sql() -> dict[str, str]:
     """The statements of `append`, generated once from the schema.
 
-    Inserting first: `insert_all` parses each text once, whole, and inserts every storable
-    event; `left_out` gives the others their reason and `rejects` keeps them aside;
+    Inserting first: `insert_all` parses each text once, whole, and inserts it, marking those
+    that cannot be stored; `left_out` gives those their reason and `rejects` keeps them aside;
     `repeats` finds, from the key columns of the rows just inserted, those that repeat an
     earlier row, and `delete_repeats` takes out the ones whose text is the same too.
 
@@ -591,16 +598,19 @@ def _build_insert_sql() -> dict[str, str]:
     key_cols = ", ".join(_ident(k) for k in key)
     insert_cols = ", ".join([*(_ident(n) for n in stored_names), "raw", "size", "source", "seq"])
 
+    # Every text is inserted; one that cannot be stored gets a negative `seq` (-1 - idx) and
+    # is taken out again in the same transaction. A filter instead would be pushed below the
+    # projection and parse every text twice (25 % slower).
     insert_all = f"""
     INSERT INTO {ROWS} ({insert_cols})
-    SELECT {select_cols}, text, strlen(text), ?, ? + idx
-    FROM ({_parsed(full)}) WHERE ({insert_reason}) IS NULL
+    SELECT {select_cols}, text, strlen(text), ?,
+           CASE WHEN ({insert_reason}) IS NULL THEN ? + idx ELSE -1 - idx END
+    FROM ({_parsed(full)})
     """
-    inserted = f"SELECT seq - ? FROM {ROWS} WHERE seq BETWEEN ? AND ?"
     left_out = f"""
     CREATE TEMP TABLE kaudit_keys AS
     SELECT idx, line, cluster, {reason} AS reason, {message} AS message
-    FROM ({_parsed(full, f"WHERE b.idx NOT IN ({inserted})")})
+    FROM ({_parsed(full, f"WHERE b.idx IN (SELECT -1 - seq FROM {ROWS} WHERE seq < 0)")})
     """
     new_bounds = (
         f"SELECT min(__time__), max(__time__), count(*) > count(__time__) FROM {ROWS} "
