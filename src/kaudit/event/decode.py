@@ -15,6 +15,7 @@ rest of the input is kept.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import itertools
@@ -44,6 +45,7 @@ from kaudit.event.redact import SECRET_MARKS, may_hold_secret, redact_event
 
 FORMATS = ("auto", "ndjson", "json", "v1", "eventlist", "legacy", "eks", "aks", "gke", "csv")
 DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
+DEFAULT_BATCH = 50_000  # events per batch unless told
 _BLOCK = 8 * 1024 * 1024
 _GZIP_BLOCK = 64 * 1024
 _SNIFF_LINES = 64  # lines looked at to detect an input's format
@@ -437,7 +439,11 @@ class DecodeOptions:
     format: str = "auto"
     redact: bool = True
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
-    batch_size: int = 50_000
+    # Events per batch; None: `DEFAULT_BATCH`, or what the store takes best (`kaudit ingest`
+    # asks it: `DuckDBStore.append_rows`).
+    batch_size: int | None = None
+    # ... and no more text than this in one batch, whatever the events' size (memory)
+    batch_bytes: int = 384 * 1024 * 1024
     csv_columns: tuple[str, ...] | None = None
 
 
@@ -450,21 +456,25 @@ class Decoder:
         self.options = options
 
     def batches(self, inp: Input) -> Iterator[tuple[RawBatch, list[Reject]]]:
-        """Batches of about `batch_size` events (a block of lines is not split); every batch
-        comes with the rejects found while reading it."""
+        """Batches of about `batch_size` events or `batch_bytes` of text (a block of lines is
+        not split); every batch comes with the rejects found while reading it."""
         rejects: list[Reject] = []
         batch = self._new_batch(inp)
+        size = 0
+        limit = self.options.batch_size or DEFAULT_BATCH
         for item in self._records(inp, rejects):
             if item is None:
                 continue
             if isinstance(item, pa.RecordBatch):
                 batch.add_block(item)
+                size += item.get_total_buffer_size()
             else:
                 line, text, redacted = item
                 batch.add(text, line, redacted)
-            if len(batch) >= self.options.batch_size:
+                size += len(text)
+            if len(batch) >= limit or size >= self.options.batch_bytes:
                 yield batch, rejects
-                batch, rejects = self._new_batch(inp), []
+                batch, rejects, size = self._new_batch(inp), [], 0
         yield batch, rejects
 
     def _new_batch(self, inp: Input) -> RawBatch:
@@ -810,7 +820,11 @@ def iter_raw_events(
     For callers that work on events in memory (policy simulation, tests): the same detection,
     conversion and redaction as `kaudit ingest`. Records that are not events go to `rejects`.
     """
-    decoder = Decoder(options or DecodeOptions())
+    opts = options or DecodeOptions()
+    # every event becomes a Python object here: smaller batches hold less at once
+    decoder = Decoder(
+        dataclasses.replace(opts, batch_size=min(opts.batch_size or DEFAULT_BATCH, DEFAULT_BATCH))
+    )
     sink: list[Reject] = [] if rejects is None else rejects
     for inp in expand_inputs(paths):
         for batch, found in decoder.batches(inp):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -56,25 +57,29 @@ _T = TypeVar("_T")
 _DONE = object()
 
 
-def read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
-    """`items`, produced by a thread of their own up to `depth` ahead: decoding the next batch
-    in Python overlaps with DuckDB storing this one (DuckDB releases the GIL while it works).
-    An exception in the producer is raised here, in order."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+def read_ahead(items: Iterator[_T], depth: int = 1) -> Iterator[_T]:
+    """`items`, produced by a thread of their own: decoding the next batch in Python overlaps
+    with DuckDB storing this one (DuckDB releases the GIL while it works). At most `depth`
+    items beyond the one the caller is working on exist at a time (a batch can be hundreds of
+    MB). An exception in the producer is raised here, in order."""
+    q: queue.Queue[Any] = queue.Queue()
+    slots = threading.Semaphore(depth + 1)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            it = iter(items)
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            q.put((_DONE, None))
+                item = next(it, _DONE)
+                q.put((item, None))
+                if item is _DONE:
+                    return
+                del item
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put((_DONE, exc))
 
@@ -82,12 +87,14 @@ def read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
     worker.start()
     try:
         while True:
-            item, exc = q.get()
-            if item is _DONE:
+            got, exc = q.get()
+            if got is _DONE:
                 if exc is not None:
                     raise exc
                 return
-            yield item
+            yield got
+            del got
+            slots.release()  # the caller is done with it
     finally:
         stop.set()
         worker.join()
@@ -111,6 +118,8 @@ def ingest(
             after_commit()
 
     report = IngestReport(inputs=len(inputs))
+    if options.batch_size is None:
+        options = dataclasses.replace(options, batch_size=store.append_rows())
     decoder = Decoder(options)
     start = time.perf_counter()
     for inp in inputs:
