@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kaudit.serve.app import create_app
 from kaudit.serve.config import ServeConfig
@@ -70,9 +70,11 @@ def _client_cn(cert: dict[str, Any] | None) -> str | None:
     return None
 
 
-class ClientCertProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol that tells the app the verified client certificate's CN
-    (scope extension `tls.client_cn`); uvicorn itself does not pass it on."""
+class ClientCertProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools: the C parser, which reads a 400-event
+    EventList several times faster than the pure-Python h11) that tells the app the verified
+    client certificate's CN (scope extension `tls.client_cn`); uvicorn itself does not pass
+    it on."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
