@@ -205,3 +205,15 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "unknown setting webhok" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_serve_on_a_store_another_process_holds_says_so_in_one_line(tmp_path: Path) -> None:
+    from kaudit.store.duckdb import DuckDBStore
+
+    db = tmp_path / "data" / "kaudit.duckdb"
+    with DuckDBStore.open(db):  # as a running `kaudit ingest` would
+        res = run_cli("serve", "--db", str(db), "--port", "0")
+    assert res.returncode == 1
+    assert "in use by another kaudit process" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr

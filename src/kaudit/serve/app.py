@@ -93,7 +93,8 @@ class Runtime:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
-        self.store = DuckDBStore.open(cfg.db)
+        if self.store is None:  # (`serve` opens it before listening)
+            self.store = DuckDBStore.open(cfg.db)
         self.writer = Writer(
             self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
         )

@@ -19,8 +19,9 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kaudit.serve.app import create_app
+from kaudit.serve.app import Runtime, create_app
 from kaudit.serve.config import ServeConfig
+from kaudit.store.duckdb import DuckDBStore
 
 _STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -90,7 +91,7 @@ class ClientCertProtocol(HttpToolsProtocol):
         self.app = app
 
 
-def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
+def uvicorn_config(config: ServeConfig, runtime: Runtime | None = None) -> uvicorn.Config:
     tls = config.tls
     kwargs: dict[str, Any] = {}
     if tls.cert:
@@ -98,7 +99,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         if tls.client_ca:
             kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_OPTIONAL)
     return uvicorn.Config(
-        create_app(config),
+        create_app(config, runtime),
         host=config.host,
         port=config.port,
         http=ClientCertProtocol,
@@ -123,7 +124,11 @@ class _Server(uvicorn.Server):
 def serve(config: ServeConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     setup_logging(config.log_level)
-    server = _Server(uvicorn_config(config))
+    # The store is opened before the server listens: a store another process holds (DuckDB
+    # allows one writer) stops `kaudit serve` with one line, not a start-up traceback.
+    runtime = Runtime(config)
+    runtime.store = DuckDBStore.open(config.db)
+    server = _Server(uvicorn_config(config, runtime))
     server.run()
     if not server.started:
         sys.exit(1)
