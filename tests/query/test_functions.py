@@ -173,3 +173,26 @@ def test_date_trunc_on_unix_seconds_is_local(store: Any, tz: str, unit: str) -> 
     fields = {"minute": {"second": 0}, "hour": {"second": 0, "minute": 0}}
     trunc = local.replace(microsecond=0, **fields.get(unit, {"second": 0, "minute": 0, "hour": 0}))
     assert res.rows[0][0] == int(trunc.timestamp())
+
+
+def test_prepared_keeps_the_registered_functions_and_registers_only_when_there_are_none(
+    store_factory: Any,
+) -> None:
+    """Detection asks for the functions with `prepared`: replacing a registered set frees the
+    callables a query on another cursor may be running (the process died with SIGSEGV)."""
+    from kaudit.query.run import prepare, prepared
+
+    from .conftest import fake_functions
+
+    def must_not_load() -> Any:
+        raise AssertionError("registered functions were replaced")
+
+    s = store_factory([event(1)])  # registers the fake set
+    registered = prepare(s)
+    assert prepared(s, must_not_load) is registered
+    assert run_query(s, "* | select security_check_ip('185.220.101.7') as v").rows == [(1,)]
+
+    bare = store_factory([event(2)], fake=False)
+    made = fake_functions()
+    assert prepared(bare, lambda: made) is made
+    assert prepared(bare, must_not_load) is made

@@ -183,3 +183,25 @@ def test_truncation_rereads_from_the_start(tmp_path: Path) -> None:
     for _ in range(3):
         f.step()
     assert [orjson.loads(t)["auditID"] for t in sink.texts] == ["id-1", "id-2", "id-5"]
+
+
+def test_serve_registers_its_intel_aware_functions_once_at_start(tmp_path: Path) -> None:
+    """The API's functions (with `kaudit intel add`'s lists) are registered before any thread
+    queries, and detection uses the same set rather than swapping in its own."""
+    from kaudit.detect.engine import shared_functions
+    from kaudit.query.run import prepared
+    from kaudit.serve.app import Runtime
+
+    data = tmp_path / "data"
+    (data / "intel").mkdir(parents=True)
+    (data / "intel" / "ours.txt").write_text("203.0.113.0/24\n", encoding="utf-8")
+    cfg = parse_config(f"db: {data / 'k.duckdb'}\nalerts:\n  enabled: false\n")
+    rt = Runtime(cfg, write_server_file=False)
+    rt.start()
+    try:
+        assert rt.store is not None
+        fns = prepared(rt.store, shared_functions)
+        assert fns is not shared_functions()
+        assert fns.security_check_ip("203.0.113.9") == 1
+    finally:
+        rt.stop()

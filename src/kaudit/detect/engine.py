@@ -32,7 +32,7 @@ from kaudit.detect.condition import parse_condition
 from kaudit.detect.model import Match, Rule, RuleError, Scheduled
 from kaudit.enrich.functions import IpFunctions
 from kaudit.errors import QueryError
-from kaudit.query.run import default_functions, prepare
+from kaudit.query.run import default_functions, prepared
 from kaudit.store.base import CompiledQuery
 from kaudit.store.duckdb import ROWS, VIRTUAL, DuckDBStore
 from kaudit.store.schema import COLUMNS
@@ -272,7 +272,7 @@ def run_streaming(
     """Evaluate every streaming rule over the rows stored after `since_seq` (one statement)."""
     if not plan.rules:
         return []
-    prepare(store, shared_functions())
+    prepared(store, shared_functions)
     hi = _NO_END if until_seq is None else until_seq
     cur = store.reader()
     try:
@@ -377,7 +377,7 @@ def run_rule(store: DuckDBStore, rule: Rule, window: Window | None, tz: str = "U
 
 
 def _hits_of(store: DuckDBStore, rule: Rule, compiled: CompiledQuery) -> list[Hit]:
-    fns = prepare(store, shared_functions())
+    fns = prepared(store, shared_functions)
     fns.start_query()
     cur = store.reader()
     try:

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -180,6 +181,15 @@ def prepare(store: ReadableStore, functions: IpFunctions | None = None) -> IpFun
     """Register the query UDFs on the store's database once; returns the functions in use."""
     with _PREPARE_LOCK:
         return _prepare(store, functions)
+
+
+def prepared(store: ReadableStore, fallback: Callable[[], IpFunctions]) -> IpFunctions:
+    """The functions registered on the store's database, registering `fallback()` only if
+    there are none. Unlike `prepare` with another set, it never drops registered functions:
+    that frees Python callables a query on another cursor may be running (SIGSEGV)."""
+    with _PREPARE_LOCK:
+        known = _FUNCTIONS.get(store)
+        return known[0] if known is not None else _prepare(store, fallback())
 
 
 def _prepare(store: ReadableStore, functions: IpFunctions | None) -> IpFunctions:

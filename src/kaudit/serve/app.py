@@ -84,7 +84,6 @@ class Runtime:
     alert_lock: threading.Lock = field(default_factory=threading.Lock)
     # set once detection runs (or failed to start, logged): /readyz waits for it, ingestion not
     detect_ready: threading.Event = field(default_factory=threading.Event)
-    _prepared: bool = False
 
     def __post_init__(self) -> None:
         self.health = Health(self.config.stalled_after)
@@ -95,6 +94,11 @@ class Runtime:
         cfg = self.config
         if self.store is None:  # (`serve` opens it before listening)
             self.store = DuckDBStore.open(cfg.db)
+        # The query functions, once and before any other thread queries: registering another
+        # set later drops these while a query may be calling them (SIGSEGV).
+        from kaudit.query.run import default_functions, prepare
+
+        prepare(self.store, default_functions(cfg.data_dir / "intel"))
         self.writer = Writer(
             self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
         )
@@ -328,11 +332,6 @@ class Runtime:
             raise HTTPException(503, "the store is not open")
         if self.journal_reader is not None:
             self.journal_reader.caught_up(READ_WAIT_S)
-        if not self._prepared:
-            from kaudit.query.run import default_functions, prepare
-
-            prepare(self.store, default_functions(self.config.data_dir / "intel"))
-            self._prepared = True
         return self.store
 
 

@@ -7,6 +7,8 @@ followers read and closes the store.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import ssl
 import sys
@@ -123,6 +125,10 @@ class _Server(uvicorn.Server):
 
 def serve(config: ServeConfig) -> None:
     """Run until SIGTERM/SIGINT."""
+    # a crash in native code (DuckDB, uvloop, pyarrow) leaves every thread's Python stack in
+    # the log instead of a bare exit status -11
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr without a fd
+        faulthandler.enable(sys.stderr, all_threads=True)
     setup_logging(config.log_level)
     # The store is opened before the server listens: a store another process holds (DuckDB
     # allows one writer) stops `kaudit serve` with one line, not a start-up traceback.
