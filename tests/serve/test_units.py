@@ -17,7 +17,7 @@ from kaudit.serve.config import EXAMPLE_CONFIG, ServeConfig, parse_config
 from kaudit.serve.health import Health
 from kaudit.sources.checkpoint import Checkpoint
 from kaudit.sources.follow import Follower, Lines, list_backups
-from kaudit.sources.webhook import decode_eventlist
+from kaudit.sources.webhook import WebhookRefusal, decode_eventlist
 from kaudit.store.base import AppendResult
 
 
@@ -106,6 +106,46 @@ def test_webhook_body_redacts_secrets_like_ingest() -> None:
     assert orjson.loads(out.texts[0])["requestObject"]["data"] == {
         "password": "<redacted by kaudit>"
     }
+
+
+_EV = {"auditID": "a", "stage": "ResponseComplete", "verb": "get", "x-unknown": {"é": [1.5]}}
+
+
+def _list(items: object, **head: object) -> bytes:
+    return orjson.dumps(
+        {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", **head, "items": items}
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_list([_EV])[:-3], "invalid_json"),
+        (_list([_EV]).replace(b"\xc3\xa9", b"\xc3("), "invalid_json"),  # not UTF-8
+        (b"[]", "wrong_kind"),
+        (_list([_EV], kind=5), "wrong_kind"),
+        (_list([_EV], apiVersion="v1"), "wrong_api_version"),
+        (_list({"a": _EV}), "bad_eventlist"),
+        (_list([_EV, [1]]), "not_an_object"),
+        (_list([_EV, "x"]), "not_an_object"),
+    ],
+)
+def test_a_bad_eventlist_is_refused_whole_with_its_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(WebhookRefusal) as err:
+        decode_eventlist(body, 1 << 20)
+    assert err.value.reason == reason and err.value.status == 400
+
+
+def test_events_go_on_as_sent_one_line_each_even_from_an_indented_body() -> None:
+    second = dict(_EV, auditID="b", note="line\nbreak")
+    compact = _list([_EV, second])
+    indented = orjson.dumps(orjson.loads(compact), option=orjson.OPT_INDENT_2)
+    for body in (compact, indented):
+        out = decode_eventlist(body, 1 << 20)
+        assert [orjson.loads(t) for t in out.texts] == [_EV, second]
+        assert all(b"\n" not in t for t in out.texts)  # the journal keeps a line per event
+    assert decode_eventlist(compact, 1 << 20).texts[0] == orjson.dumps(_EV)  # bytes as sent
+    assert decode_eventlist(_list(None), 1 << 20).texts == []  # Go's empty slice
 
 
 class _Sink:

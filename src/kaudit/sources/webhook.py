@@ -6,13 +6,20 @@ unknown fields are kept. A body is taken whole or refused whole — a refused ba
 the apiserver, so storing part of it would only be stored again — with the HTTP status the
 receiver answers: 400 for what no retry will fix, 413 for limits. Secret values are replaced
 exactly as `kaudit ingest` does (`kaudit.event.redact`).
+
+The body is validated whole by msgspec, which hands back each item's own bytes (`msgspec.Raw`)
+without building Python objects for it: the events go on as the apiserver wrote them, like a
+line of its log file, and only an event that may hold a Secret is parsed (to redact it).
+Building and re-serialising every event was the webhook's largest cost (2.3 ms per 400
+events against 0.3 ms), on threads that share one interpreter lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 import orjson
 
 from kaudit.errors import DecodeError
@@ -27,6 +34,18 @@ class WebhookRefusal(DecodeError):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(reason, message)
         self.status = status
+
+
+class _EventList(msgspec.Struct):
+    """What is checked of the body itself; the items are kept as text. (`Any` for kind and
+    apiVersion: a wrong value gets the refusal below rather than a type error.)"""
+
+    kind: Any = None
+    apiVersion: Any = None
+    items: list[msgspec.Raw] | None = None  # Go encodes an empty slice as null
+
+
+_DECODER = msgspec.json.Decoder(_EventList)
 
 
 @dataclass(slots=True)
@@ -49,36 +68,44 @@ def decode_eventlist(
             "body_too_large",
             f"body of {len(body)} bytes is above the limit of {max_body_size} bytes",
         )
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise WebhookRefusal(400, "invalid_json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, Mapping):
-        raise WebhookRefusal(400, "wrong_kind", "expected an EventList object")
-    kind, version = doc.get("kind"), doc.get("apiVersion")
-    if kind != "EventList":
-        raise WebhookRefusal(400, "wrong_kind", f"expected kind EventList, got {kind!r}")
-    if version not in API_VERSIONS:
+    try:  # (msgspec does not look inside the items' strings; orjson, redacting, would)
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise WebhookRefusal(
-            400, "wrong_api_version", f"expected apiVersion audit.k8s.io/v1, got {version!r}"
+            400, "invalid_json", f"body is not valid UTF-8 (byte {exc.start})"
+        ) from None
+    try:
+        doc = _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        if "$.items" in str(exc):
+            raise WebhookRefusal(400, "bad_eventlist", "items must be an array of events") from None
+        raise WebhookRefusal(400, "wrong_kind", "expected an EventList object") from None
+    except msgspec.DecodeError as exc:
+        raise WebhookRefusal(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if doc.kind != "EventList":
+        raise WebhookRefusal(400, "wrong_kind", f"expected kind EventList, got {doc.kind!r}")
+    if doc.apiVersion not in API_VERSIONS:
+        raise WebhookRefusal(
+            400,
+            "wrong_api_version",
+            f"expected apiVersion audit.k8s.io/v1, got {doc.apiVersion!r}",
         )
-    items = doc.get("items")
-    if items is None:
-        items = []  # Go encodes an empty slice field with omitempty-less `null`
-    if not isinstance(items, list):
-        raise WebhookRefusal(400, "bad_eventlist", "items must be an array of events")
     out = DecodedBatch(nbytes=len(body))
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
+    redact = redact and may_hold_secret(body)  # most bodies hold no Secret at all
+    indented = b"\n" in body or b"\r" in body
+    for i, item in enumerate(doc.items or ()):
+        raw = bytes(item)
+        if not raw.startswith(b"{"):
             raise WebhookRefusal(
-                400, "not_an_object", f"items[{i}]: expected an event object, got {item!r:.40}"
+                400, "not_an_object", f"items[{i}]: expected an event object, got {raw!r:.40}"
             )
-        raw = orjson.dumps(item)
         flagged = False
         if redact and may_hold_secret(raw):
-            new, flagged = redact_event(item)
+            new, flagged = redact_event(orjson.loads(raw))
             if flagged:
                 raw = orjson.dumps(new)
+        if indented and (b"\n" in raw or b"\r" in raw):  # the journal keeps a line per event
+            raw = orjson.dumps(orjson.loads(raw))
         if len(raw) > max_event_size:
             raise WebhookRefusal(
                 413,
