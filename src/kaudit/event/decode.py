@@ -148,14 +148,20 @@ def _read_raw_blocks(stream: IO[bytes], name: str, rejects: list[Reject]) -> Ite
                 continue
         elif not pending:
             break
-        data = tail + b"".join(pending)
+        last = pending[-1]
+        cut = last.rfind(b"\n")
+        if cut >= 0:  # the usual case: the block is copied once, in the join
+            blk = RawBlock(lineno + 1, b"".join([tail, *pending[:-1], memoryview(last)[:cut]]))
+            tail = last[cut + 1 :]
+        else:  # no line ends in the last read: a very long line, or the end of the input
+            data = tail + b"".join(pending)
+            end = data.rfind(b"\n")
+            if end == -1:
+                tail, pending, size = data, [], 0
+                continue
+            blk = RawBlock(lineno + 1, data[:end])
+            tail = data[end + 1 :]
         pending, size = [], 0
-        end = data.rfind(b"\n")
-        if end == -1:
-            tail = data
-            continue
-        blk = RawBlock(lineno + 1, data[:end])
-        tail = data[end + 1 :]
         yield blk
         lineno += blk.count()
     if tail:
