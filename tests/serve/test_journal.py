@@ -13,7 +13,7 @@ import pytest
 
 from kaudit.errors import StoreError
 from kaudit.sources import checkpoint
-from kaudit.sources.journal import Entry, Journal, JournalFull, JournalReader, records
+from kaudit.sources.journal import Journal, JournalFull, JournalReader, Run, records, runs
 
 
 class FakeStore:
@@ -26,15 +26,15 @@ class FakeStore:
         self.fail = 0
         self.lock = threading.Lock()
 
-    def submit(self, cluster: str, entries: list[Entry], cp: checkpoint.Checkpoint, n: int) -> Any:
+    def submit(self, run: Run, cp: checkpoint.Checkpoint) -> Any:
         fut: Future[None] = Future()
         with self.lock:
             if self.fail:
                 self.fail -= 1
                 fut.set_exception(StoreError("disk full"))
                 return fut
-            assert all(e.cluster == cluster for e in entries)  # one cluster per job
-            self.texts += [(cluster, e.text) for e in entries]
+            texts = run.events.column("text").to_pylist()
+            self.texts += [(run.cluster, t.encode()) for t in texts]
             self.cp = cp
         fut.set_result(None)
         return fut
@@ -113,12 +113,32 @@ def test_a_full_journal_refuses_instead_of_growing(tmp_path: Path) -> None:
         Journal.append(journal, b"x\n", 1)
 
 
-def test_records_round_trip_cluster_flag_and_text() -> None:
-    from kaudit.sources.journal import parse
+def test_records_come_back_as_runs_of_one_cluster_with_flag_and_text() -> None:
+    data = (
+        records('we\t"ird', ['{"a":"b\\tc"}', '{"b":1}'], [True, False])
+        + records("prod", ['{"c":"\té"}'], [False])
+        + records('we\t"ird', ["{}"], [True])
+    )
+    got = [
+        (r.cluster, r.events.column("text").to_pylist(), r.events.column("redacted").to_pylist())
+        for r in runs(data)
+    ]
+    assert got == [
+        ('we\t"ird', ['{"a":"b\\tc"}', '{"b":1}'], [True, False]),
+        ("prod", ['{"c":"\té"}'], [False]),
+        ('we\t"ird', ["{}"], [True]),
+    ]
+    assert sum(r.nbytes for r in runs(data)) == len(data)
+    assert [r.lines for r in runs(data, limit=2)] == [2]  # at most `limit` lines
 
-    line = records('we\t"ird', ['{"a":"b\\tc"}'], [True]).rstrip(b"\n")
-    e = parse(line)
-    assert (e.cluster, e.redacted, e.text) == ('we\t"ird', True, b'{"a":"b\\tc"}')
+
+def test_a_damaged_journal_keeps_the_good_lines_and_says_where_it_is_broken() -> None:
+    data = records("prod", [b'{"a":1}', b'{"a":"\xff"}', b'{"a":3}'], [False] * 3)
+    (run,) = runs(data)
+    assert run.events.column("text").to_pylist() == ['{"a":1}', '{"a":3}']
+    assert [r.reason for r in run.rejects] == ["not_utf8"]
+    with pytest.raises(ValueError, match="line 2"):
+        runs(records("prod", ["{}"], [False]) + b"no head here\n")
 
 
 def test_the_webhook_acknowledges_while_the_store_is_busy(tmp_path: Path) -> None:

@@ -244,7 +244,7 @@ def _cut_lines(blk: RawBlock, limit: int) -> _Lines | None:
     return _Lines(starts[full], lengths[full], blk.start + np.flatnonzero(full), marked[full])
 
 
-def _string_views(
+def string_views(
     buf: np.ndarray[Any, np.dtype[np.uint8]],
     starts: np.ndarray[Any, np.dtype[np.int64]],
     lengths: np.ndarray[Any, np.dtype[np.int64]],
@@ -274,14 +274,14 @@ def _string_views(
 def _line_texts(data: bytes, cut: _Lines, changed: list[tuple[int, bytes]]) -> pa.Array:
     """The lines as one Arrow string-view array over the block; the `changed` lines (by index)
     read their new text from a second buffer."""
-    views = _string_views(np.frombuffer(data, np.uint8), cut.starts, cut.lengths, 0)
+    views = string_views(np.frombuffer(data, np.uint8), cut.starts, cut.lengths, 0)
     buffers = [None, pa.py_buffer(views), pa.py_buffer(data)]
     if changed:
         extra = b"".join(new for _, new in changed)
         sizes = np.array([len(new) for _, new in changed], dtype=np.int64)
         at = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         rows = np.array([i for i, _ in changed], dtype=np.int64)
-        views[rows] = _string_views(np.frombuffer(extra, np.uint8), at, sizes, 1)
+        views[rows] = string_views(np.frombuffer(extra, np.uint8), at, sizes, 1)
         buffers.append(pa.py_buffer(extra))
     return pa.Array.from_buffers(pa.string_view(), len(views), buffers)
 

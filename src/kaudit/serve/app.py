@@ -43,10 +43,10 @@ from kaudit.sources import checkpoint
 from kaudit.sources.follow import Follower, Lines, expand
 from kaudit.sources.journal import (
     CHECKPOINT_KEY,
-    Entry,
     Journal,
     JournalFull,
     JournalReader,
+    Run,
     prepare_dir,
 )
 from kaudit.sources.journal import records as journal_records
@@ -164,17 +164,18 @@ class Runtime:
         self.journal = Journal(where, max_pending_bytes=cfg.webhook.journal_max)
         writer = self.writer
 
-        def submit(cluster: str, entries: list[Entry], cp: checkpoint.Checkpoint, n: int) -> Any:
-            texts: list[Any] = [e.text for e in entries]  # bytes: the store checks UTF-8
-            job = WriteJob(cluster, "webhook", "webhook", texts, [None] * len(entries),
-                           [e.redacted for e in entries], 0, [], cp)  # fmt: skip
+        def submit(run: Run, cp: checkpoint.Checkpoint) -> Any:
+            job = WriteJob(run.cluster, "webhook", "webhook", [], [], [], 0, run.rejects, cp,
+                           blocks=[run.events])  # fmt: skip
             return writer.submit(job)
 
         self.journal_reader = JournalReader(
             self.journal,
             submit,
             checkpoint.load(self.store, CHECKPOINT_KEY),
-            max_events=cfg.writer.max_group_events,
+            # a whole group waiting while the last one commits (both are views of journal
+            # bytes, ~1.2 KB an event): groups of ~17-21k events instead of ~13k at 80k/s
+            max_events=2 * cfg.writer.max_group_events,
         )
         self.journal_reader.start()
 

@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from kaudit.errors import StoreError
 from kaudit.event.batch import RawBatch, Reject
 from kaudit.serve.health import Health, newest_time
@@ -48,6 +50,12 @@ class WriteJob:
     rejects: list[Reject] = field(default_factory=list)
     checkpoint: checkpoint.Checkpoint | None = None
     future: Future[AppendResult] = field(default_factory=Future)
+    # events already cut into record batches (`RawBatch.add_block`): the journal's lines
+    blocks: list[pa.RecordBatch] = field(default_factory=list)
+
+    def events(self) -> int:
+        """Events and rejects in the job."""
+        return len(self.texts) + sum(int(b.num_rows) for b in self.blocks) + len(self.rejects)
 
 
 @dataclass(slots=True)
@@ -106,7 +114,7 @@ class Writer:
         return self._queued
 
     def submit(self, job: WriteJob) -> Future[AppendResult]:
-        n = len(job.texts) + len(job.rejects)
+        n = job.events()
         with self._lock:
             if self._closed:
                 raise Overloaded("kaudit is shutting down")
@@ -145,7 +153,7 @@ class Writer:
                 self._exclusive(item)
                 continue
             group: list[WriteJob] = [item]
-            n = len(item.texts)
+            n = item.events()
             held: Any = None
             while n < self.max_group_events:
                 try:
@@ -159,7 +167,7 @@ class Writer:
                     held = nxt
                     break
                 group.append(nxt)
-                n += len(nxt.texts)
+                n += nxt.events()
             self._commit(group)
             if held is not None:
                 self._exclusive(held)
@@ -197,6 +205,7 @@ class Writer:
                     batch.texts.extend(job.texts)
                     batch.lines.extend(job.lines)
                     batch.redacted.extend(job.redacted)
+                    batch.blocks.extend(job.blocks)
                 for (cluster, source, _), batch in merged.items():
                     res = store.append(batch)
                     results.setdefault((cluster, source), AppendResult()).add(res)
@@ -225,19 +234,19 @@ class Writer:
             return
         self.stats.groups += 1
         self.stats.jobs += len(group)
-        self.stats.events += sum(len(j.texts) for j in group)
+        self.stats.events += sum(j.events() - len(j.rejects) for j in group)
         self.stats.commit_seconds += time.perf_counter() - t0
         for (cluster, source), res in results.items():
             self.health.stored(cluster, source, res)
         self._finish(group)
         for job in group:
-            job.future.set_result(AppendResult(received=len(job.texts) + len(job.rejects)))
+            job.future.set_result(AppendResult(received=job.events()))
         if self.on_commit is not None:
             self.on_commit()
 
     def _finish(self, group: list[WriteJob]) -> None:
         with self._lock:
-            self._queued -= sum(len(j.texts) + len(j.rejects) for j in group)
+            self._queued -= sum(j.events() for j in group)
 
 
 def arrival(health: Health, job: WriteJob) -> None:

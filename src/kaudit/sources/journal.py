@@ -11,9 +11,11 @@ a crash neither loses nor repeats an acknowledged event, and the store works on 
 enough to be efficient whatever size the apiserver sends.
 
 Layout: `<dir>/<number>.journal` segments, each line one event: the cluster as a JSON string,
-a tab, `1` if Secret values were redacted (else `0`), a tab, the event's JSON. JSON text holds
-no raw tab or newline, so the line splits without parsing. A segment whose every line is
-stored is deleted.
+a tab, `1` if Secret values were redacted (else `0`), a tab, the event's JSON. The cluster's
+JSON string holds no raw tab and the event's JSON no raw newline (the webhook re-cuts indented
+bodies), so lines split without parsing. The reader hands the store each run of one cluster's
+lines as an Arrow record batch whose texts are views into the bytes read: no Python object per
+event. A segment whose every line is stored is deleted.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from kaudit.errors import StoreError
+from kaudit.event.batch import BATCH_SCHEMA, Reject, utf8_only
+from kaudit.event.decode import string_views
 from kaudit.sources import checkpoint
 
 log = logging.getLogger("kaudit.sources.journal")
@@ -56,22 +62,77 @@ def records(cluster: str, texts: Sequence[str | bytes], redacted: Sequence[bool]
 
 
 @dataclass(slots=True)
-class Entry:
-    """One journal line, read back."""
+class Run:
+    """Consecutive journal lines of one cluster, as the store takes them."""
 
     cluster: str
-    redacted: bool
-    text: bytes
+    events: pa.RecordBatch  # of BATCH_SCHEMA; the texts are views into the bytes read
+    rejects: list[Reject]  # texts that are not UTF-8 (only a damaged journal has them)
+    lines: int
+    nbytes: int  # of journal, line ends included
 
 
-def parse(line: bytes, clusters: dict[bytes, str] | None = None) -> Entry:
-    head, flag, text = line.split(b"\t", 2)
-    cluster = clusters.get(head) if clusters is not None else None
-    if cluster is None:
-        cluster = orjson.loads(head)
-        if clusters is not None:
-            clusters[head] = cluster
-    return Entry(cluster, flag == b"1", text)
+_TAB, _NL, _ONE = 9, 10, ord("1")
+
+
+def runs(
+    data: bytes, clusters: dict[bytes, str] | None = None, limit: int | None = None
+) -> list[Run]:
+    """The first `limit` lines of `data` (complete lines, each ending in a newline), cut into
+    runs of one cluster. A line that is not `cluster<TAB>flag<TAB>event` raises ValueError."""
+    a = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(a == _NL)[:limit]
+    if not len(ends):
+        return []
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    tabs = np.flatnonzero(a[: ends[-1]] == _TAB)
+    at = np.searchsorted(tabs, starts)
+    first = tabs[np.minimum(at, max(len(tabs) - 1, 0))] if len(tabs) else starts
+    flag = np.minimum(first + 1, len(a) - 1)
+    second = np.minimum(first + 2, len(a) - 1)
+    good = (at < len(tabs)) & (first + 2 < ends) & (a[second] == _TAB)
+    good &= (a[flag] == _ONE) | (a[flag] == ord("0"))
+    if not good.all():
+        bad = int(np.flatnonzero(~good)[0])
+        raise ValueError(f"journal line {bad + 1} of the read is not cluster<TAB>flag<TAB>event")
+    try:
+        str(memoryview(data)[: int(ends[-1])], "utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    known = {} if clusters is None else clusters
+    out: list[Run] = []
+    s_at, f_at = starts.tolist(), first.tolist()
+    i, n = 0, len(s_at)
+    while i < n:
+        head = data[s_at[i] : f_at[i]]
+        j = i + 1
+        while j < n and f_at[j] - s_at[j] == len(head) and data.startswith(head, s_at[j]):
+            j += 1
+        cluster = known.get(head)
+        if cluster is None:
+            cluster = known[head] = orjson.loads(head)
+        text_at = first[i:j] + 3
+        sizes = ends[i:j] - text_at
+        redacted = a[flag[i:j]] == _ONE
+        rejects: list[Reject] = []
+        if utf8:
+            views = string_views(a, text_at, sizes, 0)
+            texts = pa.Array.from_buffers(
+                pa.string_view(), j - i, [None, pa.py_buffer(views), pa.py_buffer(data)]
+            )
+            block = pa.record_batch(
+                [pa.nulls(j - i, pa.int64()), texts, pa.array(redacted)], schema=BATCH_SCHEMA
+            )
+        else:  # a damaged journal: the texts one by one, those not UTF-8 kept aside
+            raw: list[str | bytes] = [
+                data[t : t + z] for t, z in zip(text_at.tolist(), sizes.tolist(), strict=True)
+            ]
+            block, rejects = utf8_only("webhook", raw, [None] * len(raw), redacted.tolist())
+        nbytes = int(ends[j - 1]) + 1 - s_at[i]
+        out.append(Run(cluster, block, rejects, j - i, nbytes))
+        i = j
+    return out
 
 
 @dataclass(slots=True)
@@ -241,7 +302,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 # --- reading: the journal into the store ---------------------------------------------------
-Submit = Callable[[str, list[Entry], checkpoint.Checkpoint, int], "Future[Any]"]
+Submit = Callable[[Run, checkpoint.Checkpoint], "Future[Any]"]
 
 
 @dataclass(slots=True)
@@ -323,25 +384,15 @@ class JournalReader:
                 self._read = _Position(later[0].name)
                 return True
             return False
-        lines = data[: end + 1].split(b"\n")[:-1][:want]
-        start = 0
-        while start < len(lines):  # runs of one cluster's lines
-            head = lines[start].split(b"\t", 1)[0]
-            stop = start + 1
-            while stop < len(lines) and lines[stop].startswith(head + b"\t"):
-                stop += 1
-            run = lines[start:stop]
-            nbytes = sum(len(x) + 1 for x in run)
-            pos = _Position(seg.name, self._read.offset + nbytes, self._read.line + len(run))
+        for run in runs(data[: end + 1], self._clusters, want):
+            pos = _Position(seg.name, self._read.offset + run.nbytes, self._read.line + run.lines)
             cp = checkpoint.Checkpoint(
                 CHECKPOINT_KEY, 0, 0, 0, "", pos.name, pos.offset, pos.line, 0.0
             )
-            entries = [parse(x, self._clusters) for x in run]
-            fut = self.submit(entries[0].cluster, entries, cp, nbytes)
-            self._futures.append((fut, pos, nbytes, len(run)))
-            self._waiting += len(run)
+            fut = self.submit(run, cp)
+            self._futures.append((fut, pos, run.nbytes, run.lines))
+            self._waiting += run.lines
             self._read = pos
-            start = stop
         return True
 
     def _settle(self, block: bool) -> None:
