@@ -132,13 +132,22 @@ def test_records_come_back_as_runs_of_one_cluster_with_flag_and_text() -> None:
     assert [r.lines for r in runs(data, limit=2)] == [2]  # at most `limit` lines
 
 
-def test_a_damaged_journal_keeps_the_good_lines_and_says_where_it_is_broken() -> None:
+def test_a_damaged_journal_keeps_the_good_lines_and_sets_the_damaged_aside() -> None:
     data = records("prod", [b'{"a":1}', b'{"a":"\xff"}', b'{"a":3}'], [False] * 3)
     (run,) = runs(data)
     assert run.events.column("text").to_pylist() == ['{"a":1}', '{"a":3}']
     assert [r.reason for r in run.rejects] == ["not_utf8"]
-    with pytest.raises(ValueError, match="line 2"):
-        runs(records("prod", ["{}"], [False]) + b"no head here\n")
+    data = records("prod", ["{}"], [False]) + b"no head here\n" + b"5\t0\t{}\n"
+    data += records("prod", ['{"b":2}'], [False])
+    got = runs(data)
+    assert [(r.cluster, r.events.num_rows, [j.reason for j in r.rejects]) for r in got] == [
+        ("prod", 1, []),
+        ("default", 0, ["damaged_journal_line"]),  # no tabs
+        ("default", 0, ["damaged_journal_line"]),  # a head that is not a cluster name
+        ("prod", 1, []),
+    ]
+    assert got[1].rejects[0].raw == "no head here"
+    assert sum(r.nbytes for r in got) == len(data)
 
 
 def test_the_webhook_acknowledges_while_the_store_is_busy(tmp_path: Path) -> None:

@@ -73,13 +73,23 @@ class Run:
 
 
 _TAB, _NL, _ONE = 9, 10, ord("1")
+_NO_EVENTS = pa.RecordBatch.from_pylist([], schema=BATCH_SCHEMA)
+
+
+def _damaged(line: bytes, nbytes: int) -> Run:
+    message = "a damaged journal line (not cluster<TAB>flag<TAB>event), kept aside"
+    text = line[: 1 << 20].decode("utf-8", "replace")
+    reject = Reject("webhook journal", None, "damaged_journal_line", message, text)
+    return Run("default", _NO_EVENTS, [reject], 1, nbytes)
 
 
 def runs(
     data: bytes, clusters: dict[bytes, str] | None = None, limit: int | None = None
 ) -> list[Run]:
     """The first `limit` lines of `data` (complete lines, each ending in a newline), cut into
-    runs of one cluster. A line that is not `cluster<TAB>flag<TAB>event` raises ValueError."""
+    runs of one cluster. A damaged line (not `cluster<TAB>flag<TAB>event`: the disk's doing,
+    kaudit writes none) is a run of its own holding only a reject, so that it is kept aside
+    and what follows it is stored, instead of the reader retrying it forever."""
     a = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(a == _NL)[:limit]
     if not len(ends):
@@ -92,9 +102,6 @@ def runs(
     second = np.minimum(first + 2, len(a) - 1)
     good = (at < len(tabs)) & (first + 2 < ends) & (a[second] == _TAB)
     good &= (a[flag] == _ONE) | (a[flag] == ord("0"))
-    if not good.all():
-        bad = int(np.flatnonzero(~good)[0])
-        raise ValueError(f"journal line {bad + 1} of the read is not cluster<TAB>flag<TAB>event")
     try:
         str(memoryview(data)[: int(ends[-1])], "utf-8")
         utf8 = True
@@ -104,14 +111,22 @@ def runs(
     out: list[Run] = []
     s_at, f_at = starts.tolist(), first.tolist()
     i, n = 0, len(s_at)
+    ok = good.tolist()
     while i < n:
         head = data[s_at[i] : f_at[i]]
-        j = i + 1
-        while j < n and f_at[j] - s_at[j] == len(head) and data.startswith(head, s_at[j]):
-            j += 1
-        cluster = known.get(head)
+        cluster = known.get(head) if ok[i] else None
+        if cluster is None and ok[i]:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                name = orjson.loads(head)
+                if isinstance(name, str):
+                    cluster = known[head] = name
         if cluster is None:
-            cluster = known[head] = orjson.loads(head)
+            out.append(_damaged(data[s_at[i] : int(ends[i])], int(ends[i]) + 1 - s_at[i]))
+            i += 1
+            continue
+        j = i + 1
+        while j < n and ok[j] and f_at[j] - s_at[j] == len(head) and data.startswith(head, s_at[j]):
+            j += 1
         text_at = first[i:j] + 3
         sizes = ends[i:j] - text_at
         redacted = a[flag[i:j]] == _ONE
