@@ -128,6 +128,9 @@ def _list(items: object, **head: object) -> bytes:
         (_list({"a": _EV}), "bad_eventlist"),
         (_list([_EV, [1]]), "not_an_object"),
         (_list([_EV, "x"]), "not_an_object"),
+        # items read as objects (to redact, to re-cut an indented body) that orjson refuses
+        (_list([dict(_EV, kind="Secret")]).replace(b'"get"', b'"get","n":1e400'), "invalid_json"),
+        (_list([_EV]).replace(b'"get"', b'\n"get","n":1e400'), "invalid_json"),
     ],
 )
 def test_a_bad_eventlist_is_refused_whole_with_its_reason(body: bytes, reason: str) -> None:

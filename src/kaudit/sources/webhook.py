@@ -101,11 +101,11 @@ def decode_eventlist(
             )
         flagged = False
         if redact and may_hold_secret(raw):
-            new, flagged = redact_event(orjson.loads(raw))
+            new, flagged = redact_event(_parsed(raw, i))
             if flagged:
                 raw = orjson.dumps(new)
         if indented and (b"\n" in raw or b"\r" in raw):  # the journal keeps a line per event
-            raw = orjson.dumps(orjson.loads(raw))
+            raw = orjson.dumps(_parsed(raw, i))
         if len(raw) > max_event_size:
             raise WebhookRefusal(
                 413,
@@ -117,3 +117,12 @@ def decode_eventlist(
         out.texts.append(raw)
         out.redacted.append(flagged)
     return out
+
+
+def _parsed(raw: bytes, i: int) -> Any:
+    """An item as Python objects (orjson is stricter than msgspec's look at a `Raw` item: lone
+    surrogates, numbers out of a double's range)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookRefusal(400, "invalid_json", f"items[{i}]: {exc}") from None
