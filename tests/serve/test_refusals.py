@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 from kaudit.sample.generate import generate
@@ -216,4 +217,24 @@ def test_serve_on_a_store_another_process_holds_says_so_in_one_line(tmp_path: Pa
     assert res.returncode == 1
     assert "in use by another kaudit process" in res.stderr
     assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("geo.mmdb", b"junk\n", "geo.mmdb: cannot open the geo database"),
+        ("ours.txt", b"not-an-ip\n", "ours.txt:1:1: not an IP address or CIDR"),
+    ],
+)
+def test_serve_with_an_intel_file_it_cannot_read_says_which_in_one_line(
+    tmp_path: Path, name: str, content: bytes, says: str
+) -> None:
+    """The query functions (with `kaudit intel add`'s files) are loaded before listening."""
+    intel = tmp_path / "data" / "intel"
+    intel.mkdir(parents=True)
+    (intel / name).write_bytes(content)
+    res = run_cli("serve", "--db", str(tmp_path / "data" / "kaudit.duckdb"), "--port", "0")
+    assert res.returncode == 1
+    assert says in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr

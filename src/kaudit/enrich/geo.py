@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kaudit.enrich.xdb import XdbSearcher, default_xdb_path
+from kaudit.errors import InputError, Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,10 @@ class MmdbProvider:
         import maxminddb  # imported when used: optional data, no work at start-up
 
         self.path = path
-        self.reader = maxminddb.open_database(str(path))
+        try:
+            self.reader = maxminddb.open_database(str(path))
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
+            raise InputError(f"cannot open the geo database: {e}", Location(str(path))) from None
 
     def lookup(self, ip: str) -> GeoInfo | None:
         try:

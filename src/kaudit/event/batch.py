@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 # The columns of a batch as the store scans it.
-_REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
+REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
 # Texts are string views: native lines are read where they lie in the block read, not copied.
 BATCH_SCHEMA = pa.schema(
     [("line", pa.int64()), ("text", pa.string_view()), ("redacted", pa.bool_())]
@@ -88,7 +88,7 @@ def utf8_only(
             try:
                 kept[0].append(text.decode())
             except UnicodeDecodeError as exc:
-                raw = text[:_REJECT_RAW_LIMIT].decode("utf-8", "replace")
+                raw = text[:REJECT_RAW_LIMIT].decode("utf-8", "replace")
                 msg = f"not UTF-8 text at byte {exc.start}"
                 rejects.append(Reject(source, line, "not_utf8", msg, raw))
                 continue

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kaudit.errors import DecodeError, InputError
-from kaudit.event.batch import BATCH_SCHEMA, RawBatch, Reject, utf8_only
+from kaudit.event.batch import BATCH_SCHEMA, REJECT_RAW_LIMIT, RawBatch, Reject, utf8_only
 from kaudit.event.formats._common import as_event
 from kaudit.event.formats.aks import aks_record_to_event, aks_records
 from kaudit.event.formats.detect import sniff
@@ -49,7 +49,6 @@ DEFAULT_BATCH = 50_000  # events per batch unless told
 _BLOCK = 8 * 1024 * 1024
 _GZIP_BLOCK = 64 * 1024
 _SNIFF_LINES = 64  # lines looked at to detect an input's format
-_REJECT_RAW_LIMIT = 1024 * 1024  # keep at most this much of a rejected record's text
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -603,7 +602,7 @@ class Decoder:
             "too_large",
             f"event is {size / 1048576:.1f} MiB, above the limit of {limit / 1048576:.1f} MiB "
             "(raise it with --max-event-size to store it)",
-            raw[:_REJECT_RAW_LIMIT],
+            raw[:REJECT_RAW_LIMIT],
         )
 
     def _native_blocks(
@@ -673,7 +672,7 @@ class Decoder:
                     lineno,
                     "invalid_json",
                     f"not valid JSON: {exc}",
-                    line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                    line[:REJECT_RAW_LIMIT].decode("utf-8", "replace"),
                 )
             )
             return None
@@ -690,7 +689,7 @@ class Decoder:
         try:
             records = shape.split(obj)
         except DecodeError as exc:
-            rejects.append(Reject(name, line, exc.reason, exc.message, raw[:_REJECT_RAW_LIMIT]))
+            rejects.append(Reject(name, line, exc.reason, exc.message, raw[:REJECT_RAW_LIMIT]))
             return
         for i, record in enumerate(records):
             try:
@@ -698,7 +697,7 @@ class Decoder:
             except DecodeError as exc:
                 where = exc.message if len(records) == 1 else f"record {i}: {exc.message}"
                 rec_raw = orjson.dumps(record).decode() if record is not None else ""
-                rejects.append(Reject(name, line, exc.reason, where, rec_raw[:_REJECT_RAW_LIMIT]))
+                rejects.append(Reject(name, line, exc.reason, where, rec_raw[:REJECT_RAW_LIMIT]))
                 continue
             yield self._finish(event, name, line, rejects)
 
@@ -730,7 +729,7 @@ class Decoder:
                 event = parse(text)
             except DecodeError as exc:
                 rejects.append(
-                    Reject(inp.name, lineno, exc.reason, exc.message, text[:_REJECT_RAW_LIMIT])
+                    Reject(inp.name, lineno, exc.reason, exc.message, text[:REJECT_RAW_LIMIT])
                 )
                 continue
             yield self._finish(event, inp.name, lineno, rejects)
@@ -758,7 +757,7 @@ class Decoder:
                     line,
                     "invalid_json",
                     f"not valid JSON at {line}:{col}: {exc.msg}",
-                    data[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                    data[:REJECT_RAW_LIMIT].decode("utf-8", "replace"),
                 )
             )
             return

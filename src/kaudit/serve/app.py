@@ -94,11 +94,7 @@ class Runtime:
         cfg = self.config
         if self.store is None:  # (`serve` opens it before listening)
             self.store = DuckDBStore.open(cfg.db)
-        # The query functions, once and before any other thread queries: registering another
-        # set later drops these while a query may be calling them (SIGSEGV).
-        from kaudit.query.run import default_functions, prepare
-
-        prepare(self.store, default_functions(cfg.data_dir / "intel"))
+        self.register_functions()
         self.writer = Writer(
             self.store, self.health, cfg.writer.max_group_events, cfg.writer.queue_events
         )
@@ -165,8 +161,8 @@ class Runtime:
         writer = self.writer
 
         def submit(run: Run, cp: checkpoint.Checkpoint) -> Any:
-            job = WriteJob(run.cluster, "webhook", "webhook", [], [], [], 0, run.rejects, cp,
-                           blocks=[run.events])  # fmt: skip
+            job = WriteJob(run.cluster, "webhook", "webhook", texts=[], lines=[], redacted=[],
+                           rejects=run.rejects, checkpoint=cp, blocks=[run.events])  # fmt: skip
             return writer.submit(job)
 
         self.journal_reader = JournalReader(
@@ -323,6 +319,16 @@ class Runtime:
                 "errors_total": st.errors,
             },
         }
+
+    def register_functions(self) -> None:
+        """The query functions with `kaudit intel add`'s lists, once and before any other
+        thread queries: registering another set later drops these while a query may be
+        calling them (SIGSEGV). Kept if already registered (`serve` does it before listening,
+        so that a bad intel file stops it with one line)."""
+        from kaudit.query.run import default_functions, prepared
+
+        assert self.store is not None
+        prepared(self.store, lambda: default_functions(self.config.data_dir / "intel"))
 
     # --- reads -----------------------------------------------------------------------------
     def reader_store(self) -> DuckDBStore:

@@ -134,6 +134,7 @@ def serve(config: ServeConfig) -> None:
     # allows one writer) stops `kaudit serve` with one line, not a start-up traceback.
     runtime = Runtime(config)
     runtime.store = DuckDBStore.open(config.db)
+    runtime.register_functions()  # likewise: an intel file that cannot be read
     server = _Server(uvicorn_config(config, runtime))
     server.run()
     if not server.started:

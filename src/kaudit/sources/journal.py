@@ -37,7 +37,7 @@ import orjson
 import pyarrow as pa
 
 from kaudit.errors import StoreError
-from kaudit.event.batch import BATCH_SCHEMA, Reject, utf8_only
+from kaudit.event.batch import BATCH_SCHEMA, REJECT_RAW_LIMIT, Reject, utf8_only
 from kaudit.event.decode import string_views
 from kaudit.sources import checkpoint
 
@@ -73,13 +73,14 @@ class Run:
 
 
 _TAB, _NL, _ONE = 9, 10, ord("1")
+_SOURCE = "webhook journal"  # of the rejects a damaged journal leaves
 _NO_EVENTS = pa.RecordBatch.from_pylist([], schema=BATCH_SCHEMA)
 
 
 def _damaged(line: bytes, nbytes: int) -> Run:
     message = "a damaged journal line (not cluster<TAB>flag<TAB>event), kept aside"
-    text = line[: 1 << 20].decode("utf-8", "replace")
-    reject = Reject("webhook journal", None, "damaged_journal_line", message, text)
+    text = line[:REJECT_RAW_LIMIT].decode("utf-8", "replace")
+    reject = Reject(_SOURCE, None, "damaged_journal_line", message, text)
     return Run("default", _NO_EVENTS, [reject], 1, nbytes)
 
 
@@ -143,7 +144,7 @@ def runs(
             raw: list[str | bytes] = [
                 data[t : t + z] for t, z in zip(text_at.tolist(), sizes.tolist(), strict=True)
             ]
-            block, rejects = utf8_only("webhook", raw, [None] * len(raw), redacted.tolist())
+            block, rejects = utf8_only(_SOURCE, raw, [None] * len(raw), redacted.tolist())
         nbytes = int(ends[j - 1]) + 1 - s_at[i]
         out.append(Run(cluster, block, rejects, j - i, nbytes))
         i = j
