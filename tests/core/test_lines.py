@@ -4,6 +4,7 @@ lines, their numbers and their redaction must be exactly what reading line by li
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,52 @@ def test_a_block_with_a_bad_line_keeps_its_neighbours(tmp_path: Path) -> None:
     rows, rejects = _read(path, max_event_size=len(big) - 1)
     assert [r[0] for r in rows] == [1, 3]
     assert sorted((r.line, r.reason) for r in rejects) == [(2, "not_utf8"), (4, "too_large")]
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands over a few bytes per read, as standard input may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), 7, len(self._data))
+        b[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+@pytest.mark.parametrize("tail", ["\n", "", "\n\n"], ids=["newline", "none", "blank"])
+def test_blocks_of_short_reads_hold_every_line_once(
+    monkeypatch: pytest.MonkeyPatch, tail: str
+) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", 100)
+    text = "\n".join(_j(i) if i % 5 else "x" * 450 for i in range(40)) + tail
+    rejects: list[Any] = []
+    blocks = list(decode._read_raw_blocks(_Trickle(text.encode()), "<stdin>", rejects))
+    assert b"\n".join(b.data for b in blocks).decode() == text.removesuffix("\n")
+    assert [b.start for b in blocks][:2] == [1, blocks[0].count() + 1]
+    assert not rejects
+
+
+def test_stream_gives_what_batches_give(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", 512)
+    created = _on_secret(7, "create", requestObject=SECRET)
+    lines = [_j(1), "not json", json.dumps(created), *(_j(i) for i in range(10, 30))]
+    data = "\n".join(lines).encode().replace(b"not json", b"not \xff json")  # not UTF-8
+    path = tmp_path / "audit.log"
+    path.write_bytes(data)
+    rows, rejects = _read(path)
+    streamed: list[tuple[Any, ...]] = []
+    found: list[Any] = []
+    for block, bad in Decoder(DecodeOptions()).stream(Input(path.name, path)):
+        found += bad
+        if block is not None:
+            cols = [block.column(i).to_pylist() for i in range(3)]
+            streamed += list(zip(*cols, strict=True))
+    assert streamed == rows
+    assert [(r.line, r.reason) for r in found] == [(r.line, r.reason) for r in rejects]
+    assert [r.reason for r in found] == ["not_utf8"]

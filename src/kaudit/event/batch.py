@@ -72,6 +72,19 @@ class RawBatch:
         return out, rejects
 
 
+@dataclass(slots=True)
+class BlockStream:
+    """Event texts from one source as record batches of `BATCH_SCHEMA` that are produced while
+    the store reads them: a bulk import hands the store its decoder's output, and DuckDB pulls
+    each block as it inserts, so that decoding and storing overlap from the first block on and
+    no more is held than the blocks in flight. Read once. The blocks must not raise: whoever
+    decodes keeps its errors and ends the stream."""
+
+    cluster: str
+    source: str
+    blocks: Iterator[pa.RecordBatch]
+
+
 def utf8_only(
     source: str, texts: list[str | bytes], lines: list[int | None], redacted: list[bool]
 ) -> tuple[pa.RecordBatch, list[Reject]]:

@@ -17,6 +17,7 @@ aggregated apiservers reuse it on purpose (spec k8s-audit §6, §9.5), so it is 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 import time
@@ -32,7 +33,7 @@ import orjson
 import pyarrow as pa
 
 from kaudit.errors import StoreError
-from kaudit.event.batch import BATCH_SCHEMA, RawBatch, Reject
+from kaudit.event.batch import BATCH_SCHEMA, BlockStream, RawBatch, Reject
 from kaudit.event.redact import redact_event
 from kaudit.store.base import AppendResult, CompiledQuery, QueryResult
 from kaudit.store.extract import column_exprs, key_spec, transform_spec
@@ -221,41 +222,39 @@ class DuckDBStore:
         self.close()
 
     # --- writing ---------------------------------------------------------------------------
-    def append(self, batch: RawBatch) -> AppendResult:
+    def append(self, batch: RawBatch | BlockStream) -> AppendResult:
         """Store a batch: reject malformed events, skip ones already stored, keep the rest.
 
         Two ways, chosen by what the last batch was like. Mostly new events (the usual case):
-        insert every storable event with one parse, then find the duplicates among the rows
-        just inserted, from their key columns, and delete them; only the events that were not
-        inserted are looked at again, to say why. Mostly duplicates (a file read again): read
-        the keys first, then insert only the events not stored yet.
+        insert every storable event with one parse, in one statement that pulls the blocks as
+        it goes, then find the duplicates among the rows just inserted, from their key columns,
+        and delete them; only the events that were not inserted are looked at again, to say
+        why. Mostly duplicates (a file read again): read the keys first, then insert only the
+        events not stored yet (the blocks are then gathered first, to be read twice).
         """
-        result = AppendResult(received=len(batch))
-        if not len(batch):
-            return result
-        blocks, not_utf8 = batch.record_batches()
-        if not_utf8:
-            self.add_rejects(batch.cluster, not_utf8)
-        table = pa.Table.from_batches(blocks, schema=BATCH_SCHEMA)
-        n = table.num_rows
-        table = table.append_column("idx", pa.array(np.arange(n, dtype=np.int64)))
-        # DuckDB scans an Arrow table one record batch per thread: cut it so both cores work.
-        table = pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_CHUNK))
-        rejected: list[tuple[Any, ...]] = [("not_utf8", len(not_utf8))] if not_utf8 else []
+        result = AppendResult()
+        if isinstance(batch, RawBatch):
+            blocks, not_utf8 = batch.record_batches()
+            if not_utf8:
+                self.add_rejects(batch.cluster, not_utf8)
+                result.received = result.rejected = len(not_utf8)
+                result.rejected_by_reason["not_utf8"] = len(not_utf8)
+            batch = BlockStream(batch.cluster, batch.source, iter(blocks))
+        feed = _Feed(batch.blocks)
         with self._write_lock:
             con = self._con
-            con.register("kaudit_batch", table)
             own_tx = not self._in_bulk
             seq = self._next_seq
             try:
                 if own_tx:
                     con.execute("BEGIN")
                 if self._expect_duplicates:
+                    con.register("kaudit_batch", feed.table())
                     stored, counted = self._append_keys_first(con, batch, seq)
                 else:
-                    stored, counted = self._append_inserting(con, batch, seq, n)
-                rejected += counted
-                self._next_seq += n
+                    con.register("kaudit_batch", feed.reader())
+                    stored, counted = self._append_inserting(con, batch, seq, feed)
+                self._next_seq += feed.rows
                 if own_tx:
                     con.execute("COMMIT")
                     self._committed_seq = self._next_seq - 1
@@ -265,7 +264,8 @@ class DuckDBStore:
                 raise StoreError(f"storing a batch from {batch.source} failed: {exc}") from exc
             finally:
                 con.unregister("kaudit_batch")
-        for reason, count in rejected:
+        result.received += feed.rows
+        for reason, count in counted:
             result.rejected_by_reason[str(reason)] = int(count)
         result.rejected = sum(result.rejected_by_reason.values())
         result.stored = stored
@@ -309,16 +309,24 @@ class DuckDBStore:
         self.commit()
 
     def _append_inserting(
-        self, con: duckdb.DuckDBPyConnection, batch: RawBatch, seq: int, n: int
+        self, con: duckdb.DuckDBPyConnection, batch: BlockStream, seq: int, feed: _Feed
     ) -> tuple[int, list[tuple[Any, ...]]]:
         """Insert first, then take out what cannot be stored and the duplicates: (events
         stored, rejects by reason)."""
         sql = self._insert_sql
         con.execute(sql["insert_all"], [batch.source, seq, batch.cluster])
+        n = feed.rows
         last = seq + n - 1
         counted: list[tuple[Any, ...]] = []
-        row = con.execute(f"SELECT count(*) FROM {ROWS} WHERE seq < 0").fetchone()
-        if row and row[0]:  # some cannot be stored: say why, and take them out
+        # (fetchall: a result left half-read would keep the connection busy)
+        ((refusals,),) = con.execute(f"SELECT count(*) FROM {ROWS} WHERE seq < 0").fetchall()
+        if refusals:  # some cannot be stored: say why, and take them out
+            # The blocks are gone; the texts refused are in the table (`raw`, as inserted).
+            refused = con.execute(
+                f"SELECT -1 - seq, raw, redacted FROM {ROWS} WHERE seq < 0"
+            ).fetchall()
+            con.unregister("kaudit_batch")
+            con.register("kaudit_batch", feed.with_lines(refused))
             con.execute(sql["left_out"], [batch.cluster])
             try:
                 counted = con.execute(
@@ -347,7 +355,7 @@ class DuckDBStore:
         return inserted, counted
 
     def _append_keys_first(
-        self, con: duckdb.DuckDBPyConnection, batch: RawBatch, seq: int
+        self, con: duckdb.DuckDBPyConnection, batch: BlockStream, seq: int
     ) -> tuple[int, list[tuple[Any, ...]]]:
         """Read the keys, then insert what is new: (events stored, rejects by reason)."""
         sql = self._insert_sql
@@ -513,6 +521,69 @@ class DuckDBStore:
         ).fetchall()
         keys = ("at", "cluster", "source", "line", "reason", "message", "raw")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+_FEED_SCHEMA = pa.schema([*BATCH_SCHEMA, ("idx", pa.int64())])
+
+
+class _Stream:
+    """An Arrow stream as a bare Arrow PyCapsule object. DuckDB scans a pyarrow
+    RecordBatchReader through an Arrow dataset scanner, which reads batches ahead (dozens of
+    blocks, hundreds of MB, were held at once); a bare stream it pulls as it goes."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self._reader = reader
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self._reader.__arrow_c_stream__(requested_schema)
+
+
+class _Feed:
+    """The blocks of one append as DuckDB scans them: numbered (`idx`, the row's place in the
+    append, of which its `seq` is made), cut into slices of `_SCAN_CHUNK` rows (DuckDB scans a
+    record batch on one thread: a big one would keep the other cores idle) and counted. Only
+    the line numbers are kept once a block is read, to say where a refused text was."""
+
+    def __init__(self, blocks: Iterator[pa.RecordBatch]) -> None:
+        self._blocks = blocks
+        self.rows = 0
+        self._starts: list[int] = []
+        self._lines: list[pa.Array] = []
+
+    def _slices(self) -> Iterator[pa.RecordBatch]:
+        for block in self._blocks:
+            for off in range(0, block.num_rows, _SCAN_CHUNK):
+                part = block.slice(off, _SCAN_CHUNK)
+                first, k = self.rows, part.num_rows
+                self._starts.append(first)
+                self._lines.append(part.column(0))
+                self.rows += k
+                idx = pa.array(np.arange(first, first + k, dtype=np.int64))
+                yield pa.RecordBatch.from_arrays([*part.columns, idx], schema=_FEED_SCHEMA)
+
+    def reader(self) -> _Stream:
+        """The blocks as DuckDB pulls them, one at a time, while it inserts."""
+        return _Stream(pa.RecordBatchReader.from_batches(_FEED_SCHEMA, self._slices()))
+
+    def table(self) -> pa.Table:
+        """All the blocks at once, for statements that read them twice."""
+        return pa.Table.from_batches(list(self._slices()), schema=_FEED_SCHEMA)
+
+    def with_lines(self, refused: list[tuple[Any, ...]]) -> pa.Table:
+        """(idx, text, redacted) rows read back from the table, with their line numbers."""
+        lines = []
+        for idx, *_ in refused:
+            k = bisect.bisect_right(self._starts, idx) - 1
+            lines.append(self._lines[k][idx - self._starts[k]].as_py())
+        idx, text, redacted = (list(c) for c in zip(*refused, strict=True))
+        return pa.table(
+            {
+                "idx": pa.array(idx, pa.int64()),
+                "line": pa.array(lines, pa.int64()),
+                "text": pa.array(text, pa.string()),
+                "redacted": pa.array(redacted, pa.bool_()),
+            }
+        )
 
 
 # An object is taken for an audit event when it says so (kind Event) or has two of its fields;
