@@ -60,7 +60,7 @@ t0 = time.perf_counter()
 store._con.execute(
     f"INSERT INTO {ROWS} ({cols}) SELECT {select}, text, strlen(text), 'bench', 0 FROM ("
     f"SELECT text, false AS redacted, 'default' AS cluster, "
-    f"json_transform(text, '{transform_spec()}') AS t FROM ("
+    f"json_transform(text, '{transform_spec(STORED)}') AS t FROM ("
     f"SELECT json::VARCHAR AS text FROM read_ndjson_objects(?, maximum_object_size=16777216)))",
     [src],
 )

@@ -19,7 +19,7 @@ import orjson
 
 from kaudit import units
 from kaudit.errors import ConfigError, InputError, Location
-from kaudit.query.run import json_value
+from kaudit.query.values import json_value
 
 DEFAULT_DB = Path("kaudit-data") / "kaudit.duckdb"
 

@@ -31,8 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from kaudit.alert.store import AlertStore
 from kaudit.detect.model import Rule
 from kaudit.errors import ConfigError, QueryError, StoreError, UserError
-from kaudit.query.run import json_value
 from kaudit.query.to_sql import selection_filter
+from kaudit.query.values import json_value
 from kaudit.serve import metrics
 from kaudit.serve.auth import Principal, TokenStore, bearer, may, tokens_path
 from kaudit.serve.config import ServeConfig

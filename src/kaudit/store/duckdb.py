@@ -672,7 +672,7 @@ def _build_insert_sql() -> dict[str, str]:
     select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
     key = ("cluster", "auditID", "stage", "stageTimestamp")
     key_exprs = ", ".join(f"{exprs[k]} AS {_ident(k)}" for k in (*key[1:], "__time__"))
-    full = transform_spec()
+    full = transform_spec(STORED)  # the bodies are read from `raw` when a query asks
     # A text that is not JSON gives t = NULL (TRY); only those are parsed again (`json_valid`),
     # to tell not-JSON from JSON that is not an event.
     reason, message = _verdict("t IS NOT NULL OR json_valid(text)")

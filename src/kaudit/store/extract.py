@@ -8,6 +8,7 @@ column means the same thing whichever way an event arrived. The event text itsel
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from kaudit.store.schema import COLUMNS, Column
@@ -25,14 +26,12 @@ def _json_path(path: tuple[str, ...]) -> str:
     return "$." + ".".join(json.dumps(p) for p in path)
 
 
-def _source_columns() -> list[Column]:
-    return [c for c in COLUMNS if c.path is not None]
-
-
-def transform_spec() -> str:
-    """The json_transform structure: every column path, read once per event."""
+def transform_spec(columns: Sequence[Column] = COLUMNS) -> str:
+    """The json_transform structure: the path of every one of `columns`, read once per event.
+    A store that reads the bodies from the event's text only when asked leaves them out: a
+    JSON-typed field is written out again as text by the transform (3 % of an ingest's CPU)."""
     spec: dict[str, Any] = json.loads(json.dumps(_EXTRA_PATHS))
-    for col in _source_columns():
+    for col in (c for c in columns if c.path is not None):
         assert col.path is not None
         if col.path[0] == "annotations":
             spec["annotations"] = "JSON"
