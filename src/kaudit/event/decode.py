@@ -507,8 +507,8 @@ class DecodeOptions:
     format: str = "auto"
     redact: bool = True
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
-    # Events per batch; None: `DEFAULT_BATCH`, or what the store takes best (`kaudit ingest`
-    # asks it: `DuckDBStore.append_rows`).
+    # Events per batch of `Decoder.batches` (None: `DEFAULT_BATCH`); `kaudit ingest` streams
+    # blocks instead (`Decoder.stream`).
     batch_size: int | None = None
     # ... and no more text than this in one batch, whatever the events' size (memory)
     batch_bytes: int = 384 * 1024 * 1024

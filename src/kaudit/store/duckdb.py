@@ -42,7 +42,6 @@ from kaudit.store.schema import COLUMNS
 SCHEMA_VERSION = 2  # 2: the `seq` column
 WAL_CHECKPOINT = "256MB"
 _SCAN_CHUNK = 8192
-ROW_GROUP = 122_880  # DuckDB's rows per row group
 # Columns computed from `raw` when read instead of stored twice.
 VIRTUAL = {
     "annotations": "json_extract(raw, '$.annotations')",
@@ -195,16 +194,6 @@ class DuckDBStore:
                 "UPDATE kaudit_meta SET value = ? WHERE key = 'schema_version'",
                 [str(SCHEMA_VERSION)],
             )
-
-    def append_rows(self) -> int:
-        """How many events one `append` should bring to store fastest: enough for every thread
-        of DuckDB's insert to fill a row group, which it then writes straight to the file.
-        Smaller inserts stay in memory and are copied again at commit: 1M events took 7.1 s
-        of appends in batches of 50k, 6.0 s in 125k, 3.8 s in 250k (2 threads); 250k with 4
-        threads took 4.6 s."""
-        row = self.reader().execute("SELECT current_setting('threads')").fetchone()
-        threads = int(row[0]) if row else 1
-        return threads * ROW_GROUP * 21 // 20  # a margin: the threads' shares are uneven
 
     def committed_seq(self) -> int:
         """The greatest `seq` committed (-1: none). A reader that has examined the rows up to a
