@@ -138,6 +138,8 @@ class _Parts:
                 count += rows
                 if count >= self._size:
                     return
+        except GeneratorExit:  # the store stopped reading (it failed): nothing to keep
+            raise
         except BaseException as exc:  # raised by the caller, once the store has finished
             self.error = exc
         self.done = True
