@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from kaudit.event.batch import RawBatch
+from kaudit.event.batch import BATCH_SCHEMA, BlockStream, RawBatch
 from kaudit.store.base import AppendResult
 from kaudit.store.duckdb import DuckDBStore
 
@@ -176,3 +177,54 @@ def test_prune_gives_back_the_row_groups_it_empties(tmp_path: Path) -> None:
         assert store.prune(now - timedelta(days=7)) == 250_000
         assert _blocks(store) < blocks / 4
         assert store.count() == 10
+
+
+def _blocks_of(texts: list[str], sizes: list[int]) -> list[pa.RecordBatch]:
+    """The texts (numbered from 1) as record batches of the given sizes."""
+    out, at = [], 0
+    for size in sizes:
+        part = texts[at : at + size]
+        lines = list(range(at + 1, at + 1 + len(part)))
+        out.append(
+            pa.record_batch(
+                [
+                    pa.array(lines, pa.int64()),
+                    pa.array(part, pa.string_view()),
+                    pa.array([False] * len(part)),
+                ],
+                schema=BATCH_SCHEMA,
+            )
+        )
+        at += size
+    return out
+
+
+def test_a_stream_of_blocks_is_judged_and_numbered_as_one_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DuckDB pulls a stream's blocks while it inserts, cut into slices it scans on its
+    threads; the refused texts, read back from the table, still get their own line numbers."""
+    monkeypatch.setattr("kaudit.store.duckdb._SCAN_CHUNK", 3)
+    states, results = [], []
+    for streamed in (False, True):
+        with DuckDBStore.open(":memory:") as store:
+            store.ingest_events([event(1), event(2)], cluster="prod")
+            if streamed:
+                blocks = _blocks_of(_texts(), [5, 1, 0, 8])
+                result = store.append(BlockStream("prod", "mixed.log", iter(blocks)))
+            else:
+                result = _append(store, _texts(), keys_first=False)
+            results.append(result)
+            states.append(_state(store))
+            assert store.committed_seq() == 2 + 14 - 1
+    assert results[0] == results[1]
+    assert states[0] == states[1]
+    assert [r[0] for r in states[1][1]] == [9, 10, 11, 12, 13]
+
+
+def test_an_empty_stream_stores_nothing_and_keeps_the_store_usable() -> None:
+    with DuckDBStore.open(":memory:") as store:
+        with store.bulk():
+            assert store.append(BlockStream("prod", "empty.log", iter([]))) == AppendResult()
+            store.ingest_events([event(1)], cluster="prod")
+        assert store.count() == 1

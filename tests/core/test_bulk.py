@@ -1,0 +1,71 @@
+"""An import hands each input's blocks to the store as they are decoded: what the store does
+when decoding fails part way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from kaudit.errors import InputError
+from kaudit.event import decode
+from kaudit.event.batch import Reject
+from kaudit.event.decode import DecodeOptions, Decoder, Input, expand_inputs
+from kaudit.sources.bulk import ingest
+from kaudit.store.duckdb import DuckDBStore
+
+from .conftest import event
+
+
+def _file(path: Path, first: int, n: int) -> Path:
+    path.write_text("".join(json.dumps(event(i)) + "\n" for i in range(first, first + n)))
+    return path
+
+
+def _failing(error: BaseException, after: int) -> Any:
+    """`Decoder.stream` that raises `error` after `after` blocks of an input named bad*."""
+    real = Decoder.stream
+
+    def stream(self: Decoder, inp: Input) -> Iterator[tuple[pa.RecordBatch | None, list[Reject]]]:
+        for i, piece in enumerate(real(self, inp)):
+            if Path(inp.name).name.startswith("bad") and i == after:
+                raise error
+            yield piece
+
+    return stream
+
+
+def test_a_user_error_part_way_keeps_what_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
+    monkeypatch.setattr(Decoder, "stream", _failing(InputError("the disk went away"), after=3))
+    bad = _file(tmp_path / "bad.log", 0, 200)
+    good = _file(tmp_path / "good.log", 1000, 5)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(store, expand_inputs([str(bad), str(good)]), DecodeOptions())
+        kept = store.count()
+        assert 0 < kept - 5 < 200  # the blocks before the error, and all of good.log
+        assert report.totals.stored == kept
+        assert report.totals.rejected_by_reason == {"unreadable": 1}
+        (reject,) = store.rejects()
+        assert reject["source"] == str(bad) and "disk went away" in reject["message"]
+
+
+def test_any_other_error_rolls_the_part_back_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", 1024)
+    monkeypatch.setattr(Decoder, "stream", _failing(RuntimeError("a bug"), after=40))
+    bad = _file(tmp_path / "bad.log", 0, 400)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        with pytest.raises(RuntimeError, match="a bug"):
+            ingest(store, expand_inputs([str(bad)]), DecodeOptions(), commit_every=20)
+        # the parts committed before the one that failed are kept, that one is not
+        kept = store.count()
+        assert kept and kept % 20 == 0 and kept < 2 * 40  # (a block holds one or two events)
+        assert store.committed_seq() + 1 == kept
