@@ -69,3 +69,17 @@ def test_any_other_error_rolls_the_part_back_and_stops(
         kept = store.count()
         assert kept and kept % 20 == 0 and kept < 2 * 40  # (a block holds one or two events)
         assert store.committed_seq() + 1 == kept
+
+
+def test_events_read_into_reused_buffers_are_stored_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read buffers go back to the reader once the store lets go of them: every event must
+    still be stored exactly as it was in the file."""
+    monkeypatch.setattr(decode, "_BLOCK", 4096)  # hundreds of blocks, few buffers
+    src = _file(tmp_path / "audit.log", 0, 3000)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(store, expand_inputs([str(src)]), DecodeOptions(), commit_every=500)
+        assert report.totals.stored == 3000
+        stored = sorted(store.iter_raw())
+    assert stored == sorted(src.read_text().splitlines())

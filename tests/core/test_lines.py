@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from kaudit.event import decode
@@ -142,3 +143,22 @@ def test_stream_gives_what_batches_give(tmp_path: Path, monkeypatch: pytest.Monk
     assert streamed == rows
     assert [(r.line, r.reason) for r in found] == [(r.line, r.reason) for r in rejects]
     assert [r.reason for r in found] == ["not_utf8"]
+
+
+def test_a_read_buffer_is_used_again_only_once_nothing_refers_to_it() -> None:
+    def address(a: Any) -> int:
+        return int(a.__array_interface__["data"][0])
+
+    pool = decode.Buffers(keep=3)
+    first = pool.take(64)
+    at = address(first)
+    held = pa.py_buffer(first[:10])  # what a block's string views hold on to
+    del first
+    second = pool.take(64)
+    assert address(second) != at  # the first is still referred to
+    del held
+    again = pool.take(64)
+    assert address(again) == at  # now it is free again
+    third = pool.take(64)
+    assert address(third) not in (at, address(second))  # the others are all held
+    assert address(pool.take(32)) not in (at, address(second), address(third))  # (size)

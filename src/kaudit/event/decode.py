@@ -140,24 +140,31 @@ class Buffers:
 
     A block's lines go to the store as string views into the buffer it was read into, so a
     buffer is free again when the store has let go of every view: then only this pool holds
-    it (CPython's reference count says so). A fresh buffer is fresh memory, which the kernel
-    zeroes on first touch: on a VM that took 1.5 s of CPU in an ingest of 1M events (1.2 GB),
-    more than reading the file did. At most `keep` buffers are kept.
+    it (CPython's reference count says so, compared with that of a buffer nobody else holds,
+    counted the same way). A fresh buffer is fresh memory, which the kernel zeroes on first
+    touch: on a VM that took 1.5 s of CPU in an ingest of 1M events (1.2 GB), more than
+    reading the file did. At most `keep` buffers are kept.
     """
 
-    def __init__(self, keep: int = 128) -> None:
+    def __init__(self, keep: int = 64) -> None:
         self._keep = keep
         self._pool: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
+        self._idle = _refs([np.empty(0, np.uint8)], 0)
 
     def take(self, size: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        for buf in self._pool:
-            # referred to by the list, `buf` and getrefcount's argument only: nobody's
-            if len(buf) == size and sys.getrefcount(buf) == 3:
-                return buf
+        for i in range(len(self._pool)):
+            if len(self._pool[i]) == size and _refs(self._pool, i) == self._idle:
+                return self._pool[i]
         buf = np.empty(size, np.uint8)
         if len(self._pool) < self._keep:
             self._pool.append(buf)
         return buf
+
+
+def _refs(items: list[Any], i: int) -> int:
+    """References to `items[i]`; `Buffers` compares two such counts, never a constant (how
+    many a call itself adds differs between Python versions)."""
+    return sys.getrefcount(items[i])
 
 
 def _fresh_buffer(size: int) -> np.ndarray[Any, np.dtype[np.uint8]]:

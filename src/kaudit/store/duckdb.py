@@ -515,18 +515,6 @@ class DuckDBStore:
 _FEED_SCHEMA = pa.schema([*BATCH_SCHEMA, ("idx", pa.int64())])
 
 
-class _Stream:
-    """An Arrow stream as a bare Arrow PyCapsule object. DuckDB scans a pyarrow
-    RecordBatchReader through an Arrow dataset scanner, which reads batches ahead (dozens of
-    blocks, hundreds of MB, were held at once); a bare stream it pulls as it goes."""
-
-    def __init__(self, reader: pa.RecordBatchReader) -> None:
-        self._reader = reader
-
-    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
-        return self._reader.__arrow_c_stream__(requested_schema)
-
-
 class _Feed:
     """The blocks of one append as DuckDB scans them: numbered (`idx`, the row's place in the
     append, of which its `seq` is made), cut into slices of `_SCAN_CHUNK` rows (DuckDB scans a
@@ -550,9 +538,9 @@ class _Feed:
                 idx = pa.array(np.arange(first, first + k, dtype=np.int64))
                 yield pa.RecordBatch.from_arrays([*part.columns, idx], schema=_FEED_SCHEMA)
 
-    def reader(self) -> _Stream:
-        """The blocks as DuckDB pulls them, one at a time, while it inserts."""
-        return _Stream(pa.RecordBatchReader.from_batches(_FEED_SCHEMA, self._slices()))
+    def reader(self) -> pa.RecordBatchReader:
+        """The blocks as DuckDB pulls them, a few at a time, while it inserts."""
+        return pa.RecordBatchReader.from_batches(_FEED_SCHEMA, self._slices())
 
     def table(self) -> pa.Table:
         """All the blocks at once, for statements that read them twice."""
