@@ -199,21 +199,27 @@ def _blocks_of(texts: list[str], sizes: list[int]) -> list[pa.RecordBatch]:
     return out
 
 
+@pytest.mark.parametrize("keys_first", [False, True], ids=["insert-first", "keys-first"])
 def test_a_stream_of_blocks_is_judged_and_numbered_as_one_batch(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, keys_first: bool
 ) -> None:
     """DuckDB pulls a stream's blocks while it inserts, cut into slices it scans on its
-    threads; the refused texts, read back from the table, still get their own line numbers."""
+    threads (or gathers them a few at a time, to read them twice); the refused texts still
+    get their own line numbers, and the repeats across slices are found."""
     monkeypatch.setattr("kaudit.store.duckdb._SCAN_CHUNK", 3)
+    monkeypatch.setattr("kaudit.store.duckdb._KEYS_FIRST_ROWS", 4)
     states, results = [], []
     for streamed in (False, True):
         with DuckDBStore.open(":memory:") as store:
             store.ingest_events([event(1), event(2)], cluster="prod")
             if streamed:
+                store._expect_duplicates = keys_first
                 blocks = _blocks_of(_texts(), [5, 1, 0, 8])
                 result = store.append(BlockStream("prod", "mixed.log", iter(blocks)))
             else:
-                result = _append(store, _texts(), keys_first=False)
+                monkeypatch.setattr("kaudit.store.duckdb._KEYS_FIRST_ROWS", 1000)
+                result = _append(store, _texts(), keys_first)
+                monkeypatch.setattr("kaudit.store.duckdb._KEYS_FIRST_ROWS", 4)
             results.append(result)
             states.append(_state(store))
             assert store.committed_seq() == 2 + 14 - 1

@@ -25,10 +25,15 @@ from kaudit.store.duckdb import DuckDBStore
 # it slowly: committing every 100,000 events made detection cost 30 % of the import instead of
 # 14 % (1M events, 2 cores). Each commit is one insert statement, and each statement leaves
 # partial row groups to be merged: 1M events took 7.1 s of appends in statements of 50k, 6.0 s
-# in 125k, 3.8 s in 250k (statements of 1M were not measurably faster).
+# in 125k, 3.8 s in 250k. With no rules to follow the commits, commit every 1M: a statement
+# of 1M took 5.1-5.6 s for 1M events, four of 250k 5.3-5.7 s (the same session, 4 runs each).
 COMMIT_EVERY = 250_000
-# Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store.
-READ_AHEAD = 4
+COMMIT_EVERY_UNFOLLOWED = 1_000_000
+# Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store. Inserting, DuckDB
+# takes them as they come; reading the keys first (a file read again), the store gathers
+# 125,000 events before it starts, and decoding goes on meanwhile only as far as this allows:
+# re-reading 1M events took 7.5 s with 4 blocks ahead, 5.5 s with 16 (5.5 s before streaming).
+READ_AHEAD = 16
 
 
 @dataclass(slots=True)
@@ -107,25 +112,24 @@ def read_ahead(items: Iterator[_T], depth: int = 1) -> Generator[_T, None, None]
 
 
 class _Parts:
-    """One input's decoded blocks, handed to the store in parts of about `size` events (one
-    `append`, one commit each), with the rejects found on the way. The store pulls the blocks
+    """One input's decoded blocks, handed to the store in parts (one `append`, one commit
+    each), with the rejects found on the way. The store pulls the blocks
     from DuckDB's threads: an error while decoding is kept here, ending the part, and raised
     by the caller once the store is done with it."""
 
     def __init__(
         self,
         pieces: Iterator[tuple[pa.RecordBatch | None, list[Reject]]],
-        size: int,
         tick: Callable[[int], None] | None,
     ) -> None:
         self._pieces = pieces
-        self._size = size
         self._tick = tick
         self.rejects: list[Reject] = []
         self.error: BaseException | None = None
         self.done = False
 
-    def part(self) -> Iterator[pa.RecordBatch]:
+    def part(self, size: int) -> Iterator[pa.RecordBatch]:
+        """The next blocks, about `size` events."""
         count = 0
         try:
             for block, rejects in self._pieces:
@@ -136,7 +140,7 @@ class _Parts:
                 if block is not None:
                     yield block
                 count += rows
-                if count >= self._size:
+                if count >= size:
                     return
         except GeneratorExit:  # the store stopped reading (it failed): nothing to keep
             raise
@@ -155,11 +159,11 @@ def ingest(
     options: DecodeOptions,
     progress: Progress | None = None,
     after_commit: Callable[[], object] | None = None,
-    commit_every: int = COMMIT_EVERY,
+    commit_every: int | None = None,
 ) -> IngestReport:
     """Decode every input into the store. Malformed records are counted and kept as rejects;
     they never stop the run. `after_commit` is called after each commit (streaming detection
-    follows the committed rows).
+    follows the committed rows; without it, commits are rarer: `COMMIT_EVERY_UNFOLLOWED`).
 
     Each part of an input is one `append` whose blocks the store pulls while it inserts: the
     decoder works (on its own thread) at most `READ_AHEAD` blocks ahead of DuckDB."""
@@ -169,17 +173,23 @@ def ingest(
         if after_commit is not None:
             after_commit()
 
+    if commit_every is None:
+        commit_every = COMMIT_EVERY if after_commit is not None else COMMIT_EVERY_UNFOLLOWED
     report = IngestReport(inputs=len(inputs))
     decoder = Decoder(options)
     start = time.perf_counter()
     for inp in inputs:
         tick = functools.partial(progress, inp) if progress is not None else None
         pieces = read_ahead(decoder.stream(inp), depth=READ_AHEAD)
-        parts = _Parts(pieces, commit_every, tick)
+        parts = _Parts(pieces, tick)
+        # An input's first part is no larger than a followed one: a file read again is found
+        # out there (all duplicates), and the store reads the keys first from then on.
+        size = min(commit_every, COMMIT_EVERY)
         try:
             while not parts.done:
                 store.begin()
-                result = store.append(BlockStream(options.cluster, inp.name, parts.part()))
+                result = store.append(BlockStream(options.cluster, inp.name, parts.part(size)))
+                size = commit_every
                 rejects = parts.take_rejects()
                 if rejects:
                     store.add_rejects(options.cluster, rejects)

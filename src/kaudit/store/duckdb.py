@@ -237,9 +237,16 @@ class DuckDBStore:
             try:
                 if own_tx:
                     con.execute("BEGIN")
+                counted: list[tuple[Any, ...]] = []
                 if self._expect_duplicates:
-                    con.register("kaudit_batch", feed.table())
-                    stored, counted = self._append_keys_first(con, batch, seq)
+                    stored = 0
+                    for table in feed.tables(_KEYS_FIRST_ROWS):
+                        con.register("kaudit_batch", table)
+                        more, found = self._append_keys_first(con, batch, seq)
+                        con.unregister("kaudit_batch")
+                        del table  # (before the next is gathered)
+                        stored += more
+                        counted = _sum_counts(counted, found)
                 else:
                     con.register("kaudit_batch", feed.reader())
                     stored, counted = self._append_inserting(con, batch, seq, feed)
@@ -252,7 +259,7 @@ class DuckDBStore:
                 self._in_bulk = False
                 raise StoreError(f"storing a batch from {batch.source} failed: {exc}") from exc
             finally:
-                con.unregister("kaudit_batch")
+                con.unregister("kaudit_batch")  # (none is no error)
         result.received += feed.rows
         for reason, count in counted:
             result.rejected_by_reason[str(reason)] = int(count)
@@ -513,6 +520,16 @@ class DuckDBStore:
 
 
 _FEED_SCHEMA = pa.schema([*BATCH_SCHEMA, ("idx", pa.int64())])
+# Events gathered at once when an append reads its texts twice (keys first): ~150 MB.
+_KEYS_FIRST_ROWS = 125_000
+
+
+def _sum_counts(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Two lists of (reason, count) as one."""
+    total: dict[Any, int] = {}
+    for reason, count in (*a, *b):
+        total[reason] = total.get(reason, 0) + int(count)
+    return list(total.items())
 
 
 class _Feed:
@@ -542,9 +559,19 @@ class _Feed:
         """The blocks as DuckDB pulls them, a few at a time, while it inserts."""
         return pa.RecordBatchReader.from_batches(_FEED_SCHEMA, self._slices())
 
-    def table(self) -> pa.Table:
-        """All the blocks at once, for statements that read them twice."""
-        return pa.Table.from_batches(list(self._slices()), schema=_FEED_SCHEMA)
+    def tables(self, rows: int) -> Iterator[pa.Table]:
+        """The blocks gathered into tables of about `rows` rows, for statements that read
+        them twice."""
+        held: list[pa.RecordBatch] = []
+        count = 0
+        for part in self._slices():
+            held.append(part)
+            count += part.num_rows
+            if count >= rows:
+                yield pa.Table.from_batches(held, schema=_FEED_SCHEMA)
+                held, count = [], 0
+        if held:
+            yield pa.Table.from_batches(held, schema=_FEED_SCHEMA)
 
     def with_lines(self, refused: list[tuple[Any, ...]]) -> pa.Table:
         """(idx, text, redacted) rows read back from the table, with their line numbers."""
