@@ -32,7 +32,7 @@ COMMIT_EVERY_UNFOLLOWED = 1_000_000
 # Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store. Inserting, DuckDB
 # takes them as they come; reading the keys first (a file read again), the store gathers
 # 125,000 events before it starts, and decoding goes on meanwhile only as far as this allows:
-# re-reading 1M events took 7.5 s with 4 blocks ahead, 5.5 s with 16 (5.5 s before streaming).
+# re-reading 1M events took 7.5 s with 4 blocks ahead, 5.5-6.6 s with 16, as before streaming.
 READ_AHEAD = 16
 
 
@@ -113,9 +113,9 @@ def read_ahead(items: Iterator[_T], depth: int = 1) -> Generator[_T, None, None]
 
 class _Parts:
     """One input's decoded blocks, handed to the store in parts (one `append`, one commit
-    each), with the rejects found on the way. The store pulls the blocks
-    from DuckDB's threads: an error while decoding is kept here, ending the part, and raised
-    by the caller once the store is done with it."""
+    each), with the rejects found on the way. The store pulls the blocks from DuckDB's
+    threads: an error while decoding is kept here, ending the part, and raised by the caller
+    once the store is done with it."""
 
     def __init__(
         self,
