@@ -219,7 +219,8 @@ class DuckDBStore:
         it goes, then find the duplicates among the rows just inserted, from their key columns,
         and delete them; only the events that were not inserted are looked at again, to say
         why. Mostly duplicates (a file read again): read the keys first, then insert only the
-        events not stored yet (the blocks are then gathered first, to be read twice).
+        events not stored yet (the blocks are then gathered, `_KEYS_FIRST_ROWS` at a time, to be
+        read twice).
         """
         result = AppendResult()
         if isinstance(batch, RawBatch):
