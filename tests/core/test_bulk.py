@@ -83,3 +83,24 @@ def test_events_read_into_reused_buffers_are_stored_as_read(
         assert report.totals.stored == 3000
         stored = sorted(store.iter_raw())
     assert stored == sorted(src.read_text().splitlines())
+
+
+def test_progress_counts_every_event_and_reject_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ticks come from whichever thread DuckDB pulls a block on."""
+    monkeypatch.setattr(decode, "_BLOCK", 4096)
+    src = _file(tmp_path / "audit.log", 0, 500)
+    with src.open("a") as f:
+        f.write("not json\n\xff\n")
+    ticks: list[tuple[str, int]] = []
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(
+            store,
+            expand_inputs([str(src)]),
+            DecodeOptions(),
+            progress=lambda inp, n: ticks.append((inp.name, n)),
+            commit_every=100,
+        )
+    assert sum(n for _, n in ticks) == report.totals.received == 502
+    assert {name for name, _ in ticks} == {str(src)}
