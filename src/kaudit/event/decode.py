@@ -118,7 +118,7 @@ class RawBlock:
 
     def count(self) -> int:
         if self.lines is None:
-            self.lines = int(np.count_nonzero(self.buf == 10)) + 1
+            self.lines = len(_newlines(self.buf)) + 1
         return self.lines
 
 
@@ -167,10 +167,6 @@ def _refs(items: list[Any], i: int) -> int:
     return sys.getrefcount(items[i])
 
 
-def _fresh_buffer(size: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    return np.empty(size, np.uint8)
-
-
 def _read_raw_blocks(
     stream: IO[bytes], name: str, rejects: list[Reject], buffers: Buffers | None = None
 ) -> Iterator[RawBlock]:
@@ -184,7 +180,7 @@ def _read_raw_blocks(
     # A gzip stream cut short raises on the read that reaches the cut, losing what that read
     # had inflated: read it in small steps so that only the incomplete end is lost.
     step = _GZIP_BLOCK if isinstance(stream, gzip.GzipFile) else _BLOCK
-    new = buffers.take if buffers is not None else _fresh_buffer
+    new = (buffers or Buffers()).take
     buf = new(_BLOCK)  # (a block keeps its buffer: no room to spare in it)
     filled = 0
     readinto: Callable[[memoryview], int | None] = stream.readinto  # type: ignore[attr-defined]

@@ -238,7 +238,7 @@ class DuckDBStore:
             try:
                 if own_tx:
                     con.execute("BEGIN")
-                counted: list[tuple[Any, ...]] = []
+                counted: list[tuple[Any, ...]] = []  # (reason, count)
                 if self._expect_duplicates:
                     stored = 0
                     for table in feed.tables(_KEYS_FIRST_ROWS):
@@ -247,7 +247,7 @@ class DuckDBStore:
                         con.unregister("kaudit_batch")
                         del table  # (before the next is gathered)
                         stored += more
-                        counted = _sum_counts(counted, found)
+                        counted += found
                 else:
                     con.register("kaudit_batch", feed.reader())
                     stored, counted = self._append_inserting(con, batch, seq, feed)
@@ -262,8 +262,9 @@ class DuckDBStore:
             finally:
                 con.unregister("kaudit_batch")  # (none is no error)
         result.received += feed.rows
-        for reason, count in counted:
-            result.rejected_by_reason[str(reason)] = int(count)
+        for reason, count in counted:  # (keys first: once per gathered table)
+            by_reason = result.rejected_by_reason
+            by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(count)
         result.rejected = sum(result.rejected_by_reason.values())
         result.stored = stored
         result.duplicates = result.received - result.rejected - stored
@@ -523,14 +524,6 @@ class DuckDBStore:
 _FEED_SCHEMA = pa.schema([*BATCH_SCHEMA, ("idx", pa.int64())])
 # Events gathered at once when an append reads its texts twice (keys first): ~150 MB.
 _KEYS_FIRST_ROWS = 125_000
-
-
-def _sum_counts(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Two lists of (reason, count) as one."""
-    total: dict[Any, int] = {}
-    for reason, count in (*a, *b):
-        total[reason] = total.get(reason, 0) + int(count)
-    return list(total.items())
 
 
 class _Feed:
