@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import fields
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from kaudit.alert.noise import Message
 from kaudit.alert.pipeline import ReadableConsoleChannel, channel_from_config, routes_from_config
 from kaudit.detect.compile import Window
+from kaudit.detect.engine import _with_defaults, batch_marker
+from kaudit.detect.load import builtin_rules
 from kaudit.detect.model import Rule
 from kaudit.errors import ConfigError
 from kaudit.serve.config import EXAMPLE_CONFIG, AlertsConfig, parse_config
-from kaudit.serve.detection import GAP_RULE, late_windows
+from kaudit.serve.detection import GAP_RULE, Detector, late_windows
+from kaudit.serve.health import Health
+from kaudit.store.duckdb import DuckDBStore
+
+EXEC = {
+    "verb": "create",
+    "stage": "ResponseStarted",
+    "requestURI": "/api/v1/namespaces/a/pods/p/exec?command=id&container=c",
+    "user": {"username": "alice"},
+    "objectRef": {"resource": "pods", "subresource": "exec", "name": "p", "namespace": "a"},
+}
 
 
 def test_every_alerts_setting_is_documented() -> None:
@@ -79,3 +94,39 @@ def _rule(every: int, window: int) -> Rule:
     from kaudit.detect.model import Scheduled
 
     return dataclasses.replace(GAP_RULE, kind=Scheduled("*", every, window))
+
+
+class _Recorder:
+    """A notifier that keeps the hits it is handed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits: list[Any] = []
+
+    def handle(self, hits: list[Any]) -> list[Any]:
+        self.hits.extend(hits)
+        return []
+
+
+def _detector(store: DuckDBStore, notifier: _Recorder) -> Detector:
+    """A detector as `kaudit serve` starts it: from the mark taken at start."""
+    rules = [r for r in builtin_rules() if r.id == "exec-into-container"]
+    return Detector(store, rules, cast(Any, notifier), Health(60.0),
+                    first_mark=batch_marker(store))  # fmt: skip
+
+
+def test_rows_stored_before_a_crash_on_the_first_start_are_examined_at_the_next(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "k.duckdb"
+    with DuckDBStore.open(db) as store:
+        store.ingest_events([_with_defaults({**EXEC, "auditID": "history"}, 0)])
+    with DuckDBStore.open(db) as store:  # the first start; it dies before its first pass
+        _detector(store, _Recorder())
+        store.ingest_events([_with_defaults({**EXEC, "auditID": "live"}, 1)])
+    with DuckDBStore.open(db) as store:  # the next start
+        rec = _Recorder()
+        det = _detector(store, rec)
+        det.start()
+        det.stop()
+    assert [h.event_ids for h in rec.hits] == [("live",)]

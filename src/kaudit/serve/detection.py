@@ -128,8 +128,12 @@ class Detector:
         finally:
             cur.close()
         # no saved mark (a first start): rows stored before the server started are history
-        # (backtest them); rows stored since `first_mark` are examined
+        # (backtest them); rows stored since `first_mark` are examined. The mark is saved at
+        # once: a crash before the first pass must not turn this run's rows into history at
+        # the next start, whose `first_mark` would be past them.
         self._done: int | None = first_mark if row is None else int(row[0])
+        if row is None and first_mark is not None:
+            self._mark(first_mark)
 
     def _mark(self, top: int) -> None:
         cur = self.store.reader()
