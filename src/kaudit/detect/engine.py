@@ -134,21 +134,25 @@ class StreamingPlan:
         # evaluates each branch's filters inside the scan, on the compressed columns (cheap).
         # `raw` is another matter: fetching it for a few rows decompresses whole vectors, so
         # a branch that reads a body (`requestObject` …) would decompress the batch's events
-        # once per rule. They are decompressed once (`kaudit_raw`) and joined by `seq` to the
-        # rows that passed a body rule's other filters.
+        # once per rule. The rows that pass some body rule's other filters are read once,
+        # whole, into `kaudit_raw`, which the body rules read instead of the table (joining
+        # it to the table by `seq` instead cost a scan of the batch per body rule: 4.5 s of
+        # CPU per 1M events for the plan, against 2.7 s).
         lo, hi = len(params) + 1, len(params) + 2
-        ctes = [f"events AS NOT MATERIALIZED ({_batch_source(lo, hi)})"]
+        batch = f"{ROWS} WHERE seq > ${lo} AND seq <= ${hi}"
+        ctes = [f"events AS NOT MATERIALIZED ({_batch_source(batch)})"]
         if bodies:
             # only the rows that pass some body rule's search (its filters on the columns)
             wanted = ""
             if prefilters:
                 cond = exp.or_(*(exp.Paren(this=p) for p in prefilters), copy=False)
                 wanted = f" AND seq IN (SELECT seq FROM events WHERE {cond.sql(dialect='duckdb')})"
+            phys = [_quote(c.name) for c in COLUMNS if c.name not in VIRTUAL]
             ctes = [
                 *ctes,
-                f"kaudit_raw AS MATERIALIZED (SELECT seq, raw FROM {ROWS} "
-                f"WHERE seq > ${lo} AND seq <= ${hi}{wanted})",
-                f"{_BODY_SOURCE} AS NOT MATERIALIZED ({_batch_source(lo, hi, joined=True)})",
+                f"kaudit_raw AS MATERIALIZED (SELECT {', '.join(phys)}, raw, size, source, seq, "
+                f"rowid AS rowid FROM {batch}{wanted})",
+                f"{_BODY_SOURCE} AS NOT MATERIALIZED ({_batch_source('kaudit_raw')})",
             ]
         sql = f"WITH {', '.join(ctes)} {union.sql(dialect='duckdb')}"
         return cls(chosen, sql, tuple(params))
@@ -240,23 +244,15 @@ def _reads_raw(tree: exp.Expr) -> bool:
     return False
 
 
-def _batch_source(lo: int, hi: int, joined: bool = False) -> str:
-    """The `events` view's columns over the rows with `$lo < seq <= $hi`; `joined`: with
-    `raw` from `kaudit_raw` instead of the table."""
-    e, raw = ("e.", "b.raw") if joined else ("", "raw")
+def _batch_source(rows: str) -> str:
+    """The `events` view's columns (bodies computed from `raw`) over `rows`, a FROM clause."""
     cols = [
-        f"CAST({VIRTUAL[c.name].replace('(raw,', f'({raw},')} AS {c.sql_type}) AS {_quote(c.name)}"
+        f"CAST({VIRTUAL[c.name]} AS {c.sql_type}) AS {_quote(c.name)}"
         if c.name in VIRTUAL
-        else e + _quote(c.name)
+        else _quote(c.name)
         for c in COLUMNS
     ]
-    rest = f"{raw} AS raw, {e}size, {e}source, {e}seq, {e}rowid AS rowid"
-    if joined:
-        return (
-            f"SELECT {', '.join(cols)}, {rest} FROM {ROWS} e JOIN kaudit_raw b ON e.seq = b.seq "
-            f"WHERE e.seq > ${lo} AND e.seq <= ${hi}"
-        )
-    return f"SELECT {', '.join(cols)}, {rest} FROM {ROWS} WHERE seq > ${lo} AND seq <= ${hi}"
+    return f"SELECT {', '.join(cols)}, raw, size, source, seq, rowid FROM {rows}"
 
 
 def _quote(name: str) -> str:
