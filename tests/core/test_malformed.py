@@ -10,6 +10,9 @@ from typing import Any
 
 from click.testing import Result
 
+from kaudit.event.batch import REJECT_RAW_LIMIT
+from kaudit.sources.follow import decode_lines
+
 from .conftest import event, exported
 
 
@@ -82,6 +85,7 @@ def test_binary_garbage_and_huge_event(
     assert summary["rejected_by_reason"] == {"not_utf8": 1, "too_large": 1}
     big = next(r for r in _rejects(kaudit, db) if r["reason"] == "too_large")
     assert big["line"] == 3 and "--max-event-size" in big["message"]
+    assert big["raw"] == json.dumps(huge)[:REJECT_RAW_LIMIT]  # its first MiB, to look at
     # the limit is a setting: raised, the same event is stored
     code, summary = _run(kaudit, db, src, extra=("--max-event-size", "16MiB"))
     assert summary["stored"] == 1
@@ -131,3 +135,22 @@ def test_unknown_text_format_is_reported_not_crashed(
     assert code == 2 and summary["stored"] == 1
     (reject,) = _rejects(kaudit, db)
     assert reject["reason"] == "unreadable" and "--format" in reject["message"]
+
+
+def test_every_reader_keeps_the_same_length_of_a_refused_text(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    """`kaudit rejects` shows up to `REJECT_RAW_LIMIT` of a refused record, however it was read:
+    a whole document of no known format (once cut at 4 KiB) and a followed file's line (once
+    at 64 KiB)."""
+    doc = json.dumps(list(range(20_000)), indent=1)  # ~130 KB, a JSON document of numbers
+    src = tmp_path / "numbers.json"
+    src.write_text(doc)
+    code, summary = _run(kaudit, db, src)
+    assert code == 2 and summary["rejected_by_reason"] == {"unknown_format": 1}
+    assert _rejects(kaudit, db)[0]["raw"] == doc
+    line = json.dumps(event(1, requestObject={"data": "x" * (2 * REJECT_RAW_LIMIT)})).encode()
+    got = decode_lines(line + b"\n", 1, "live.log", max_event_size=1024, redact=True)
+    assert [(r.reason, r.raw) for r in got.rejects] == [
+        ("too_large", line[:REJECT_RAW_LIMIT].decode())
+    ]

@@ -876,7 +876,7 @@ class Decoder:
                         None,
                         exc.reason,
                         exc.message,
-                        data[:4096].decode("utf-8", "replace"),
+                        data[:REJECT_RAW_LIMIT].decode("utf-8", "replace"),
                     )
                 )
                 return

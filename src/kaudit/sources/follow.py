@@ -40,7 +40,7 @@ from typing import IO, Protocol
 import orjson
 
 from kaudit.errors import DecodeError
-from kaudit.event.batch import Reject
+from kaudit.event.batch import REJECT_RAW_LIMIT, Reject
 from kaudit.event.formats.legacy import parse_legacy_line
 from kaudit.event.redact import may_hold_secret, redact_event
 from kaudit.sources.checkpoint import Checkpoint
@@ -50,7 +50,6 @@ log = logging.getLogger("kaudit.follow")
 
 FP_BYTES = 1024  # fingerprint: the first bytes of a file; the first event is unique
 CHUNK = 4 * 1024 * 1024  # bytes read per step (one store append of ~3,000 events)
-_REJECT_RAW_LIMIT = 64 * 1024
 _NEVER = float("-inf")
 # lumberjack backupTimeFormat "2006-01-02T15-04-05.000"
 _STAMP = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3})$")
@@ -142,7 +141,7 @@ def decode_lines(
                     lineno,
                     "too_large",
                     f"event is {len(line)} bytes, above the limit of {max_event_size}",
-                    line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                    line[:REJECT_RAW_LIMIT].decode("utf-8", "replace"),
                 )
             )
             continue
@@ -155,7 +154,7 @@ def decode_lines(
                     lineno,
                     "not_utf8",
                     f"not UTF-8 text at byte {exc.start}",
-                    line[:_REJECT_RAW_LIMIT].decode("utf-8", "replace"),
+                    line[:REJECT_RAW_LIMIT].decode("utf-8", "replace"),
                 )
             )
             continue
