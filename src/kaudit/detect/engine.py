@@ -34,7 +34,7 @@ from kaudit.enrich.functions import IpFunctions
 from kaudit.errors import QueryError
 from kaudit.query.run import default_functions, prepared
 from kaudit.store.base import CompiledQuery
-from kaudit.store.duckdb import ROWS, VIRTUAL, DuckDBStore
+from kaudit.store.duckdb import ROWS, STORED, VIRTUAL, DuckDBStore
 from kaudit.store.schema import COLUMNS
 
 MAX_EVENT_IDS = 100  # triggering event IDs kept per alert
@@ -147,7 +147,7 @@ class StreamingPlan:
             if prefilters:
                 cond = exp.or_(*(exp.Paren(this=p) for p in prefilters), copy=False)
                 wanted = f" AND seq IN (SELECT seq FROM events WHERE {cond.sql(dialect='duckdb')})"
-            phys = [_quote(c.name) for c in COLUMNS if c.name not in VIRTUAL]
+            phys = [_quote(c.name) for c in STORED]
             ctes = [
                 *ctes,
                 f"kaudit_raw AS MATERIALIZED (SELECT {', '.join(phys)}, raw, size, source, seq, "
