@@ -104,3 +104,42 @@ def test_progress_counts_every_event_and_reject_once(
         )
     assert sum(n for _, n in ticks) == report.totals.received == 502
     assert {name for name, _ in ticks} == {str(src)}
+
+
+def test_small_inputs_share_a_commit_and_are_judged_together(tmp_path: Path) -> None:
+    """Inputs smaller than a commit go into one transaction (a commit of less than a row group
+    goes through DuckDB's WAL); an event repeated in a later input of the same transaction is
+    still a duplicate, and every input's rejects are kept."""
+    files = [_file(tmp_path / f"audit-{i}.log", 10 * i, 10) for i in range(5)]
+    again = _file(tmp_path / "audit-5.log", 0, 10)  # audit-0.log's events once more
+    with (tmp_path / "audit-6.log").open("w") as f:
+        f.write("not json\n" + json.dumps(event(500)) + "\n")
+    commits: list[int] = []
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        inputs = expand_inputs([*map(str, files), str(again), str(tmp_path / "audit-6.log")])
+        count = lambda: commits.append(store.count())  # noqa: E731
+        report = ingest(store, inputs, DecodeOptions(), after_commit=count, commit_every=25)
+        assert commits == [30, 50, 51]  # after 3 inputs (30 events), 3 more (30), the last
+        assert (report.totals.stored, report.totals.duplicates) == (51, 10)
+        assert report.totals.rejected_by_reason == {"invalid_json": 1}
+        assert store.reader().execute("SELECT count(*) FROM events").fetchone() == (51,)
+        assert [r["source"] for r in store.rejects()] == [str(tmp_path / "audit-6.log")]
+
+
+def test_an_error_rolls_back_the_inputs_not_yet_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted run keeps its commits; what it read since the last one is read again by
+    the next run (appends are idempotent)."""
+    monkeypatch.setattr(Decoder, "stream", _failing(RuntimeError("a bug"), after=0))
+    good = [_file(tmp_path / f"a-{i}.log", 10 * i, 10) for i in range(4)]
+    bad = _file(tmp_path / "bad.log", 100, 10)
+    names = [*map(str, good), str(bad)]
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        with pytest.raises(RuntimeError, match="a bug"):
+            ingest(store, expand_inputs(names), DecodeOptions(), commit_every=25)
+        assert store.count() == 30  # the commit after 3 inputs; a-3.log was not committed
+    monkeypatch.undo()
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(store, expand_inputs(names), DecodeOptions())
+        assert (report.totals.stored, report.totals.duplicates, store.count()) == (20, 30, 50)

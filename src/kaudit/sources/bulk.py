@@ -168,8 +168,12 @@ def ingest(
     Each part of an input is one `append` whose blocks the store pulls while it inserts: the
     decoder works (on its own thread) at most `READ_AHEAD` blocks ahead of DuckDB."""
 
+    pending: int | None = None  # events appended in the open transaction (None: none is open)
+
     def commit() -> None:
+        nonlocal pending
         store.commit()
+        pending = None
         if after_commit is not None:
             after_commit()
 
@@ -187,9 +191,16 @@ def ingest(
         size = min(commit_every, COMMIT_EVERY)
         try:
             while not parts.done:
-                store.begin()
+                # One transaction spans inputs until it holds `commit_every` events: a commit
+                # of less than a row group goes through the WAL. A directory of rotated 100 MB
+                # files (~85,000 events each) committed file by file took 10.5-13.8 s per 1M
+                # events, against 4.5-6.4 s for the same events in one file.
+                if pending is None:
+                    store.begin()
+                    pending = 0
                 result = store.append(BlockStream(options.cluster, inp.name, parts.part(size)))
                 size = commit_every
+                pending += result.received
                 rejects = parts.take_rejects()
                 if rejects:
                     store.add_rejects(options.cluster, rejects)
@@ -202,7 +213,8 @@ def ingest(
                 report.totals.add(result)
                 if parts.error is not None:
                     raise parts.error
-                commit()
+                if pending >= commit_every:
+                    commit()
         except UserError as exc:
             # One unreadable input (unknown format, a CSV without header) is reported and kept
             # as a reject; the other inputs are still read.
@@ -216,5 +228,7 @@ def ingest(
             raise
         finally:
             pieces.close()
+    if pending is not None:
+        commit()
     report.elapsed_s = time.perf_counter() - start
     return report
