@@ -154,3 +154,24 @@ def test_every_reader_keeps_the_same_length_of_a_refused_text(
     assert [(r.reason, r.raw) for r in got.rejects] == [
         ("too_large", line[:REJECT_RAW_LIMIT].decode())
     ]
+
+
+def test_a_first_line_cut_short_does_not_take_the_events_after_it(
+    kaudit: Callable[..., Result], db: Path, tmp_path: Path
+) -> None:
+    """A first line that starts like JSON but is cut short once made the input look like one
+    JSON document spread over lines, and every event after it went into one reject."""
+    good = [event(i) for i in range(5)]
+    src = tmp_path / "audit.log"
+    src.write_text('{"kind": "Event", "auditID": "x", "sta\n' + "".join(
+        json.dumps(e) + "\n" for e in good))  # fmt: skip
+    code, summary = _run(kaudit, db, src)
+    assert code == 2 and summary["stored"] == 5
+    (reject,) = _rejects(kaudit, db)
+    assert (reject["line"], reject["reason"]) == (1, "invalid_json")
+    assert reject["raw"] == '{"kind": "Event", "auditID": "x", "sta'
+    # a document spread over lines is still read as one
+    pretty = tmp_path / "list.json"
+    pretty.write_text(json.dumps({"kind": "EventList", "items": [event(9)]}, indent=2))
+    code, summary = _run(kaudit, db, pretty)
+    assert code == 0 and summary["stored"] == 1

@@ -637,11 +637,18 @@ class Decoder:
         """Detect from the first line that tells; a malformed first line must not make the
         whole input unreadable."""
         error: InputError | None = None
-        for _, line in head:
+        for i, (_, line) in enumerate(head):
             try:
-                return self._detect(inp, fmt, line)
+                found = self._detect(inp, fmt, line)
             except InputError as exc:
                 error = error or exc
+                continue
+            if found[0] == "document" and fmt != "json" and any(map(_is_object, head[i + 1 :])):
+                # Not a document spread over lines (no line of one holds a whole object): NDJSON
+                # whose first line is cut short. Read as one document, it took every event
+                # after it along into one reject.
+                continue
+            return found
         if head[0][1].lstrip()[:1] == b"{":
             return "lines", "v1"  # every line is refused by the store with its own reason
         assert error is not None
@@ -914,6 +921,17 @@ class Decoder:
                 rejects.append(Reject(inp.name, lineno, reason, message, text))
                 continue
             yield self._finish(event, inp.name, lineno, rejects)
+
+
+def _is_object(numbered: tuple[int, bytes]) -> bool:
+    """Is this line one whole JSON object?"""
+    text = numbered[1].strip()
+    if text[:1] != b"{":
+        return False
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _line_col(data: bytes, pos: int) -> tuple[int, int]:
