@@ -143,3 +143,52 @@ def test_an_error_rolls_back_the_inputs_not_yet_committed(
     with DuckDBStore.open(tmp_path / "k.duckdb") as store:
         report = ingest(store, expand_inputs(names), DecodeOptions())
         assert (report.totals.stored, report.totals.duplicates, store.count()) == (20, 30, 50)
+
+
+def _events_by_source(store: DuckDBStore) -> dict[str, int]:
+    rows = store.reader().execute("SELECT source, count(*) FROM events GROUP BY source").fetchall()
+    return {Path(s).name: n for s, n in rows}
+
+
+def test_inputs_sharing_a_statement_keep_their_own_sources_and_lines(tmp_path: Path) -> None:
+    """Small inputs are stored by one insert statement; each row and each reject still names
+    its file, and a reject its line there, whether the store inserts first or reads the keys
+    first (a directory read again)."""
+    a = _file(tmp_path / "a.log", 0, 3)
+    b = tmp_path / "b.log"
+    b.write_text(json.dumps(event(10)) + "\n[1]\n" + json.dumps(event(11)) + "\n")
+    c = tmp_path / "c.log"
+    c.write_text("{oops\n" + json.dumps(event(20)) + "\n")
+    names = [str(a), str(b), str(c)]
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(store, expand_inputs(names), DecodeOptions())
+        assert report.totals.stored == 6
+        assert _events_by_source(store) == {"a.log": 3, "b.log": 2, "c.log": 1}
+        got = sorted((Path(r["source"]).name, r["line"], r["reason"]) for r in store.rejects())
+        assert got == [("b.log", 2, "not_an_object"), ("c.log", 1, "invalid_json")]
+        # read again, with a new file: the first part is all duplicates, then keys first
+        d = tmp_path / "d.log"
+        d.write_text(json.dumps(event(30)) + "\n" + "[2]\n")
+        report = ingest(store, expand_inputs([*names, str(d)]), DecodeOptions(), commit_every=3)
+        assert (report.totals.stored, report.totals.duplicates) == (1, 6)
+        assert _events_by_source(store) == {"a.log": 3, "b.log": 2, "c.log": 1, "d.log": 1}
+        new = [(Path(r["source"]).name, r["line"]) for r in store.rejects()]
+        assert sorted(new).count(("d.log", 2)) == 1
+
+
+def test_an_unreadable_input_between_others_is_reported_and_the_rest_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
+    monkeypatch.setattr(Decoder, "stream", _failing(InputError("the disk went away"), after=2))
+    a = _file(tmp_path / "a.log", 0, 20)
+    bad = _file(tmp_path / "bad.log", 100, 200)
+    c = _file(tmp_path / "c.log", 1000, 20)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        report = ingest(store, expand_inputs([str(a), str(bad), str(c)]), DecodeOptions())
+        by_source = _events_by_source(store)
+        assert by_source["a.log"] == 20 and by_source["c.log"] == 20
+        assert 0 < by_source["bad.log"] < 200  # its blocks before the error
+        assert report.totals.rejected_by_reason == {"unreadable": 1}
+        (reject,) = store.rejects()
+        assert reject["source"] == str(bad) and "disk went away" in reject["message"]

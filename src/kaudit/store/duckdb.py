@@ -230,7 +230,7 @@ class DuckDBStore:
                 result.received = result.rejected = len(not_utf8)
                 result.rejected_by_reason["not_utf8"] = len(not_utf8)
             batch = BlockStream(batch.cluster, batch.source, iter(blocks))
-        feed = _Feed(batch.blocks)
+        feed = _Feed(batch.with_sources())
         with self._write_lock:
             con = self._con
             own_tx = not self._in_bulk
@@ -312,7 +312,7 @@ class DuckDBStore:
         """Insert first, then take out what cannot be stored and the duplicates: (events
         stored, rejects by reason)."""
         sql = self._insert_sql
-        con.execute(sql["insert_all"], [batch.source, seq, batch.cluster])
+        con.execute(sql["insert_all"], [seq, batch.cluster])
         n = feed.rows
         last = seq + n - 1
         counted: list[tuple[Any, ...]] = []
@@ -330,7 +330,7 @@ class DuckDBStore:
                 counted = con.execute(
                     "SELECT reason, count(*) FROM kaudit_keys GROUP BY reason"
                 ).fetchall()
-                con.execute(sql["rejects"], [batch.source])
+                con.execute(sql["rejects"])
             finally:
                 con.execute("DROP TABLE kaudit_keys")
             con.execute(f"DELETE FROM {ROWS} WHERE seq < 0")
@@ -363,15 +363,13 @@ class DuckDBStore:
                 "SELECT reason, count(*) FROM kaudit_keys WHERE reason IS NOT NULL GROUP BY reason"
             ).fetchall()
             if counted:
-                con.execute(sql["rejects"], [batch.source])
-            stored = self._insert_new(con, batch.source, batch.cluster, seq)
+                con.execute(sql["rejects"])
+            stored = self._insert_new(con, batch.cluster, seq)
         finally:
             con.execute("DROP TABLE kaudit_keys")
         return stored, counted
 
-    def _insert_new(
-        self, con: duckdb.DuckDBPyConnection, source: str, cluster: str, seq: int
-    ) -> int:
+    def _insert_new(self, con: duckdb.DuckDBPyConnection, cluster: str, seq: int) -> int:
         """Insert the staged events not stored yet; returns how many were inserted."""
         sql = self._insert_sql
         bounds = con.execute(
@@ -389,7 +387,7 @@ class DuckDBStore:
                 dup_row = con.execute("SELECT count(*) FROM kaudit_dup").fetchone()
                 if dup_row and dup_row[0]:
                     con.execute(sql["exact"])
-                row = con.execute(sql["events"], [source, seq, cluster]).fetchone()
+                row = con.execute(sql["events"], [seq, cluster]).fetchone()
             finally:
                 con.execute("DROP TABLE kaudit_dup")
         finally:
@@ -521,33 +519,40 @@ class DuckDBStore:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-_FEED_SCHEMA = pa.schema([*BATCH_SCHEMA, ("idx", pa.int64())])
+_FEED_SCHEMA = pa.schema(
+    [*BATCH_SCHEMA, ("idx", pa.int64()), ("source", pa.dictionary(pa.int32(), pa.string()))]
+)
 # Events gathered at once when an append reads its texts twice (keys first): ~150 MB.
 _KEYS_FIRST_ROWS = 125_000
 
 
 class _Feed:
     """The blocks of one append as DuckDB scans them: numbered (`idx`, the row's place in the
-    append, of which its `seq` is made), cut into slices of `_SCAN_CHUNK` rows (DuckDB scans a
-    record batch on one thread: a big one would keep the other cores idle) and counted. Only
-    the line numbers are kept once a block is read, to say where a refused text was."""
+    append, of which its `seq` is made), with their source, cut into slices of `_SCAN_CHUNK`
+    rows (DuckDB scans a record batch on one thread: a big one would keep the other cores
+    idle) and counted. Only the line numbers and sources are kept once a block is read, to
+    say where a refused text was."""
 
-    def __init__(self, blocks: Iterator[pa.RecordBatch]) -> None:
+    def __init__(self, blocks: Iterator[tuple[str, pa.RecordBatch]]) -> None:
         self._blocks = blocks
         self.rows = 0
         self._starts: list[int] = []
         self._lines: list[pa.Array] = []
+        self._sources: list[str] = []
 
     def _slices(self) -> Iterator[pa.RecordBatch]:
-        for block in self._blocks:
+        for source, block in self._blocks:
+            name = pa.array([source], pa.string())
             for off in range(0, block.num_rows, _SCAN_CHUNK):
                 part = block.slice(off, _SCAN_CHUNK)
                 first, k = self.rows, part.num_rows
                 self._starts.append(first)
                 self._lines.append(part.column(0))
+                self._sources.append(source)
                 self.rows += k
                 idx = pa.array(np.arange(first, first + k, dtype=np.int64))
-                yield pa.RecordBatch.from_arrays([*part.columns, idx], schema=_FEED_SCHEMA)
+                src = pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, np.int32)), name)
+                yield pa.RecordBatch.from_arrays([*part.columns, idx, src], schema=_FEED_SCHEMA)
 
     def reader(self) -> pa.RecordBatchReader:
         """The blocks as DuckDB pulls them, a few at a time, while it inserts."""
@@ -568,11 +573,13 @@ class _Feed:
             yield pa.Table.from_batches(held, schema=_FEED_SCHEMA)
 
     def with_lines(self, refused: list[tuple[Any, ...]]) -> pa.Table:
-        """(idx, text, redacted) rows read back from the table, with their line numbers."""
-        lines = []
+        """(idx, text, redacted) rows read back from the table, with their line numbers and
+        sources."""
+        lines, sources = [], []
         for idx, *_ in refused:
             k = bisect.bisect_right(self._starts, idx) - 1
             lines.append(self._lines[k][idx - self._starts[k]].as_py())
+            sources.append(self._sources[k])
         idx, text, redacted = (list(c) for c in zip(*refused, strict=True))
         return pa.table(
             {
@@ -580,6 +587,7 @@ class _Feed:
                 "line": pa.array(lines, pa.int64()),
                 "text": pa.array(text, pa.string()),
                 "redacted": pa.array(redacted, pa.bool_()),
+                "source": pa.array(sources, pa.string()),
             }
         )
 
@@ -607,7 +615,7 @@ def _parsed(spec: str, where: str = "") -> str:
     """The staged batch with each text parsed once (`t`, NULL when it is not JSON); its first
     parameter is the cluster."""
     return (
-        "SELECT b.idx, b.line, b.text, b.redacted, ? AS cluster, "
+        "SELECT b.idx, b.line, b.text, b.redacted, b.source, ? AS cluster, "
         f"TRY(json_transform(b.text, '{spec}')) AS t FROM kaudit_batch b {where}"
     )
 
@@ -683,13 +691,13 @@ def _build_insert_sql() -> dict[str, str]:
     # projection and parse every text twice (25 % slower).
     insert_all = f"""
     INSERT INTO {ROWS} ({insert_cols})
-    SELECT {select_cols}, text, strlen(text), ?,
+    SELECT {select_cols}, text, strlen(text), source,
            CASE WHEN ({insert_reason}) IS NULL THEN ? + idx ELSE -1 - idx END
     FROM ({_parsed(full)})
     """
     left_out = f"""
     CREATE TEMP TABLE kaudit_keys AS
-    SELECT idx, line, cluster, {reason} AS reason, {message} AS message
+    SELECT idx, line, source, cluster, {reason} AS reason, {message} AS message
     FROM ({_parsed(full, f"WHERE b.idx IN (SELECT -1 - seq FROM {ROWS} WHERE seq < 0)")})
     """
     new_bounds = (
@@ -726,13 +734,13 @@ def _build_insert_sql() -> dict[str, str]:
 
     keys = f"""
     CREATE TEMP TABLE kaudit_keys AS
-    SELECT idx, line, hash(text) AS text_hash, cluster, {key_exprs},
+    SELECT idx, line, source, hash(text) AS text_hash, cluster, {key_exprs},
            {reason} AS reason, {message} AS message
     FROM ({_parsed(key_spec())})
     """
     rejects = """
     INSERT INTO rejects
-    SELECT now()::TIMESTAMP, s.cluster, ?, s.line, s.reason, s.message, b.text
+    SELECT now()::TIMESTAMP, s.cluster, s.source, s.line, s.reason, s.message, b.text
     FROM kaudit_keys s JOIN kaudit_batch b USING (idx) WHERE s.reason IS NOT NULL
     """
 
@@ -763,9 +771,9 @@ def _build_insert_sql() -> dict[str, str]:
     """
     events = f"""
     INSERT INTO {ROWS} ({insert_cols})
-    SELECT {select_cols}, text, strlen(text), ?, ? + idx
+    SELECT {select_cols}, text, strlen(text), source, ? + idx
     FROM (
-        SELECT b.idx, b.text, b.redacted, ? AS cluster,
+        SELECT b.idx, b.text, b.redacted, b.source, ? AS cluster,
                json_transform(b.text, '{full}') AS t
         FROM kaudit_batch b SEMI JOIN kaudit_fresh USING (idx) ANTI JOIN kaudit_dup USING (idx)
     )
