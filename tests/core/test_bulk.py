@@ -26,6 +26,11 @@ def _file(path: Path, first: int, n: int) -> Path:
     return path
 
 
+def _events_by_source(store: DuckDBStore) -> dict[str, int]:
+    rows = store.reader().execute("SELECT source, count(*) FROM events GROUP BY source").fetchall()
+    return {Path(s).name: n for s, n in rows}
+
+
 def _failing(error: BaseException, after: int) -> Any:
     """`Decoder.stream` that raises `error` after `after` blocks of an input named bad*."""
     real = Decoder.stream
@@ -42,15 +47,19 @@ def _failing(error: BaseException, after: int) -> Any:
 def test_a_user_error_part_way_keeps_what_was_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The input is reported as unreadable; what was read of it, and the inputs around it
+    (in the same insert statement), are stored."""
     monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
     monkeypatch.setattr(Decoder, "stream", _failing(InputError("the disk went away"), after=3))
-    bad = _file(tmp_path / "bad.log", 0, 200)
-    good = _file(tmp_path / "good.log", 1000, 5)
+    a = _file(tmp_path / "a.log", 0, 20)
+    bad = _file(tmp_path / "bad.log", 100, 200)
+    c = _file(tmp_path / "c.log", 1000, 20)
     with DuckDBStore.open(tmp_path / "k.duckdb") as store:
-        report = ingest(store, expand_inputs([str(bad), str(good)]), DecodeOptions())
-        kept = store.count()
-        assert 0 < kept - 5 < 200  # the blocks before the error, and all of good.log
-        assert report.totals.stored == kept
+        report = ingest(store, expand_inputs([str(a), str(bad), str(c)]), DecodeOptions())
+        by_source = _events_by_source(store)
+        assert by_source["a.log"] == 20 and by_source["c.log"] == 20
+        assert 0 < by_source["bad.log"] < 200  # the blocks before the error
+        assert report.totals.stored == store.count()
         assert report.totals.rejected_by_reason == {"unreadable": 1}
         (reject,) = store.rejects()
         assert reject["source"] == str(bad) and "disk went away" in reject["message"]
@@ -145,11 +154,6 @@ def test_an_error_rolls_back_the_inputs_not_yet_committed(
         assert (report.totals.stored, report.totals.duplicates, store.count()) == (20, 30, 50)
 
 
-def _events_by_source(store: DuckDBStore) -> dict[str, int]:
-    rows = store.reader().execute("SELECT source, count(*) FROM events GROUP BY source").fetchall()
-    return {Path(s).name: n for s, n in rows}
-
-
 def test_inputs_sharing_a_statement_keep_their_own_sources_and_lines(tmp_path: Path) -> None:
     """Small inputs are stored by one insert statement; each row and each reject still names
     its file, and a reject its line there, whether the store inserts first or reads the keys
@@ -174,21 +178,3 @@ def test_inputs_sharing_a_statement_keep_their_own_sources_and_lines(tmp_path: P
         assert _events_by_source(store) == {"a.log": 3, "b.log": 2, "c.log": 1, "d.log": 1}
         new = [(Path(r["source"]).name, r["line"]) for r in store.rejects()]
         assert sorted(new).count(("d.log", 2)) == 1
-
-
-def test_an_unreadable_input_between_others_is_reported_and_the_rest_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
-    monkeypatch.setattr(Decoder, "stream", _failing(InputError("the disk went away"), after=2))
-    a = _file(tmp_path / "a.log", 0, 20)
-    bad = _file(tmp_path / "bad.log", 100, 200)
-    c = _file(tmp_path / "c.log", 1000, 20)
-    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
-        report = ingest(store, expand_inputs([str(a), str(bad), str(c)]), DecodeOptions())
-        by_source = _events_by_source(store)
-        assert by_source["a.log"] == 20 and by_source["c.log"] == 20
-        assert 0 < by_source["bad.log"] < 200  # its blocks before the error
-        assert report.totals.rejected_by_reason == {"unreadable": 1}
-        (reject,) = store.rejects()
-        assert reject["source"] == str(bad) and "disk went away" in reject["message"]
