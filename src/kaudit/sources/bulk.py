@@ -137,14 +137,16 @@ def _decoded(decoder: Decoder, inputs: Sequence[Input]) -> Iterator[_Piece]:
 
 class _Parts:
     """The inputs' decoded blocks, handed to the store in parts (one `append` each) with the
-    rejects found on the way. A part may hold several small inputs: each insert statement
-    ends with about 0.45 s of DuckDB's work on one thread, so a directory of rotated 100 MB
-    logs (100,000 events each) stored a file per statement took 6.8-7.1 s per 1M events;
-    in shared statements 5.8-5.9 s, the same as the same events in one file (5.9-6.1 s in
-    the same runs). The store pulls the blocks from
-    DuckDB's threads: an input that cannot be read to the end (a user error) becomes an
-    `unreadable` reject and the part goes on with the next input; any other error ends the
-    part and is raised by the caller once the store is done with it."""
+    rejects found on the way.
+
+    A part may hold several small inputs: each insert statement ends with about 0.45 s of
+    DuckDB's work on one thread, so a directory of rotated 100 MB logs (100,000 events each)
+    stored a file per statement took 6.8-7.1 s per 1M events; in shared statements 5.8-5.9 s,
+    the same as the same events in one file (5.9-6.1 s in the same runs).
+
+    The store pulls the blocks from DuckDB's threads: an input that cannot be read to the end
+    (a user error) becomes an `unreadable` reject and the part goes on with the next input;
+    any other error ends the part and is raised by the caller once the store is done."""
 
     def __init__(
         self, pieces: Iterator[_Piece], inputs: Sequence[Input], progress: Progress | None
