@@ -2,12 +2,14 @@
 `read_json` loading the same file into a table with the same typed columns, in the same run.
 
     .venv/bin/python benchmarks/ingest.py [--events 1000000] [--dir /tmp/kaudit-bench]
-        [--repeat 3]
+        [--repeat 3] [--split 10]
 
 Each side runs in its own process so that its peak RSS is its own (wait4), `--repeat` rounds
 of the three, each round in another order; the machine is shared and noisy (a run is slowed,
 never sped up, by its neighbours), so each side's best time is kept, the peak RSS is the
-highest of its runs, and each round's own ratio is printed as well. Targets on the 2-core
+highest of its runs, and each round's own ratio is printed as well. `--split N` also times
+`kaudit ingest` of the same events as a directory of N files (rotated logs; 0: not). Targets
+on the 2-core
 machine: kaudit >= 150,000 events/s and >= 0.8x the baseline's rate; peak RSS < 2 GB.
 The baseline stores only the typed columns (it has no way to keep the events losslessly);
 kaudit also keeps every event whole, which is what `export` gives back. A second reference,
@@ -119,13 +121,28 @@ def _run(cmd: list[str]) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss * 1024, out
 
 
+def _split(src: Path, n: int, work: Path) -> Path:
+    """`src` cut into `n` files of as many lines each, in a directory of their own (made once)."""
+    out = work / f"{src.stem}-in-{n}"
+    if out.is_dir() and len(list(out.iterdir())) == n:
+        return out
+    out.mkdir(exist_ok=True)
+    lines = sum(1 for _ in src.open("rb"))
+    per = -(-lines // n)
+    with src.open("rb") as f:
+        for i in range(n):
+            with (out / f"audit-{i:03d}.log").open("wb") as part:
+                part.writelines(f.readline() for _ in range(per))
+    return out
+
+
 def _one(name: str, src: Path, work: Path) -> tuple[int, float, int, int]:
     """(events stored, wall seconds, peak RSS bytes, bytes on disk) of one run into a fresh
     store."""
     db = work / f"{name}.duckdb"
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
-    if name == "kaudit":
+    if name.startswith("kaudit"):
         cmd = [
             str(Path(sys.executable).with_name("kaudit")),
             "ingest",
@@ -154,7 +171,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default="/tmp/kaudit-bench")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds of the three runs")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the runs")
+    ap.add_argument("--split", type=int, default=10, help="files of the directory run (0: none)")
     args = ap.parse_args()
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -183,17 +201,27 @@ def main() -> None:
     )
 
     names = ["baseline", "lossless", "kaudit"]
+    inputs = dict.fromkeys(names, src)
+    if args.split > 1:
+        names.append("kaudit-dir")
+        inputs["kaudit-dir"] = _split(src, args.split, work)
     runs: dict[str, list[tuple[int, float, int, int]]] = {name: [] for name in names}
     for r in range(max(1, args.repeat)):
-        for name in names[r % 3 :] + names[: r % 3]:
-            runs[name].append(_one(name, src, work))
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            runs[name].append(_one(name, inputs[name], work))
         rate = {name: runs[name][-1][0] / runs[name][-1][1] for name in names}
-        print(
+        line = (
             f"round {r + 1}: kaudit {rate['kaudit']:,.0f} events/s, "
             f"{rate['kaudit'] / rate['baseline']:.2f}x the baseline, "
-            f"{rate['kaudit'] / rate['lossless']:.2f}x the lossless floor",
-            flush=True,
+            f"{rate['kaudit'] / rate['lossless']:.2f}x the lossless floor"
         )
+        if "kaudit-dir" in rate:
+            line += (
+                f"; {args.split} files {rate['kaudit-dir']:,.0f} events/s, "
+                f"{rate['kaudit-dir'] / rate['kaudit']:.2f}x one file"
+            )
+        print(line, flush=True)
     results = {
         name: (
             rs[0][0],
@@ -213,7 +241,10 @@ def main() -> None:
         ("baseline", "DuckDB read_json (baseline)"),
         ("lossless", "DuckDB, lossless floor"),
         ("kaudit", "kaudit ingest"),
+        ("kaudit-dir", f"kaudit ingest, {args.split} files"),
     ):
+        if name not in results:
+            continue
         n, wall, rss, disk = results[name]
         print(
             f"{label:28} {n:>10,} {wall:>8.2f} {n / wall:>10,.0f} {size / wall / 1e6:>7.1f} "
