@@ -170,8 +170,10 @@ def test_a_first_line_cut_short_does_not_take_the_events_after_it(
     (reject,) = _rejects(kaudit, db)
     assert (reject["line"], reject["reason"]) == (1, "invalid_json")
     assert reject["raw"] == '{"kind": "Event", "auditID": "x", "sta'
-    # a document spread over lines is still read as one
+    # documents spread over lines are still read as one, also with an object on a line
     pretty = tmp_path / "list.json"
     pretty.write_text(json.dumps({"kind": "EventList", "items": [event(9)]}, indent=2))
-    code, summary = _run(kaudit, db, pretty)
-    assert code == 0 and summary["stored"] == 1
+    array = tmp_path / "array.json"
+    array.write_text("[\n" + ",\n".join(json.dumps(event(i)) for i in (10, 11)) + "\n]\n")
+    code, summary = _run(kaudit, db, pretty, array)
+    assert code == 0 and summary["stored"] == 3

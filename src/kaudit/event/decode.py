@@ -637,18 +637,11 @@ class Decoder:
         """Detect from the first line that tells; a malformed first line must not make the
         whole input unreadable."""
         error: InputError | None = None
-        for i, (_, line) in enumerate(head):
+        for _, line in head:
             try:
-                found = self._detect(inp, fmt, line)
+                return self._detect(inp, fmt, line)
             except InputError as exc:
                 error = error or exc
-                continue
-            if found[0] == "document" and fmt != "json" and any(map(_is_object, head[i + 1 :])):
-                # Not a document spread over lines (no line of one holds a whole object): NDJSON
-                # whose first line is cut short. Read as one document, it took every event
-                # after it along into one reject.
-                continue
-            return found
         if head[0][1].lstrip()[:1] == b"{":
             return "lines", "v1"  # every line is refused by the store with its own reason
         assert error is not None
@@ -853,7 +846,14 @@ class Decoder:
         shape_name: str,
         rejects: list[Reject],
     ) -> Iterator[tuple[int | None, str, bool] | None]:
-        data = b"\n".join(line for _, line in lines)
+        numbers: list[int] = []  # each joined line's number in the input
+
+        def numbered() -> Iterator[bytes]:
+            for n, line in lines:
+                numbers.append(n)
+                yield line
+
+        data = b"\n".join(numbered())
         if len(data) > max(self.options.max_event_size, 1) * 64:
             raise InputError(
                 f"{inp.name}: a single JSON document of {len(data) / 1048576:.0f} MiB; "
@@ -862,7 +862,16 @@ class Decoder:
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
+            each = list(zip(numbers, data.split(b"\n"), strict=True))
+            if len(each) > 1 and any(map(_is_object, each)):
+                # Not one document: lines of JSON, one of them bad (a first line cut short
+                # made the input look like a document spread over lines). Read as one, it
+                # took every event after that line into one reject.
+                first = next(orjson.loads(t) for n, t in each if _is_object((n, t)))
+                yield from self._shaped_lines(inp, iter(each), SHAPES[_shape_of(first)], rejects)
+                return
             line, col = _line_col(data, exc.pos)
+            line = numbers[line - 1] if line <= len(numbers) else line
             rejects.append(
                 Reject(
                     inp.name,
@@ -921,6 +930,15 @@ class Decoder:
                 rejects.append(Reject(inp.name, lineno, reason, message, text))
                 continue
             yield self._finish(event, inp.name, lineno, rejects)
+
+
+def _shape_of(obj: Any) -> str:
+    """The shape of a record, as the sniffer tells it (native events when it cannot)."""
+    try:
+        shape = sniff(obj)
+    except DecodeError:
+        return "v1"
+    return shape if shape in SHAPES else "v1"
 
 
 def _is_object(numbered: tuple[int, bytes]) -> bool:
