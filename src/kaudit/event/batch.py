@@ -82,7 +82,7 @@ class BlockStream:
 
     cluster: str
     source: str  # every block's source; with `sourced`, a label for messages
-    blocks: Iterator[pa.RecordBatch]
+    blocks: Iterator[pa.RecordBatch] = field(default_factory=lambda: iter(()))
     # Blocks of several sources, with the source of each: several small files then make one
     # insert statement (each statement ends with work on one thread: ~0.45 s a statement).
     sourced: Iterator[tuple[str, pa.RecordBatch]] | None = None

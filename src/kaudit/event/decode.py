@@ -863,12 +863,13 @@ class Decoder:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             each = list(zip(numbers, data.split(b"\n"), strict=True))
-            if len(each) > 1 and any(map(_is_object, each)):
+            first = next((o for _, t in each if (o := _object(t)) is not None), None)
+            if len(each) > 1 and first is not None:
                 # Not one document: lines of JSON, one of them bad (a first line cut short
                 # made the input look like a document spread over lines). Read as one, it
                 # took every event after that line into one reject.
-                first = next(orjson.loads(t) for n, t in each if _is_object((n, t)))
-                yield from self._shaped_lines(inp, iter(each), SHAPES[_shape_of(first)], rejects)
+                shape = shape_name if shape_name in SHAPES else _shape_of(first)
+                yield from self._shaped_lines(inp, iter(each), SHAPES[shape], rejects)
                 return
             line, col = _line_col(data, exc.pos)
             line = numbers[line - 1] if line <= len(numbers) else line
@@ -941,15 +942,16 @@ def _shape_of(obj: Any) -> str:
     return shape if shape in SHAPES else "v1"
 
 
-def _is_object(numbered: tuple[int, bytes]) -> bool:
-    """Is this line one whole JSON object?"""
-    text = numbered[1].strip()
+def _object(line: bytes) -> dict[str, Any] | None:
+    """The line as one whole JSON object, or None."""
+    text = line.strip()
     if text[:1] != b"{":
-        return False
+        return None
     try:
-        return isinstance(orjson.loads(text), dict)
+        obj = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return False
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _line_col(data: bytes, pos: int) -> tuple[int, int]:

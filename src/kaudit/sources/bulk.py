@@ -243,8 +243,7 @@ def ingest(
             if pending is None:
                 store.begin()
                 pending = 0
-            blocks = BlockStream(options.cluster, label, iter(()), sourced=parts.part(size))
-            result = store.append(blocks)
+            result = store.append(BlockStream(options.cluster, label, sourced=parts.part(size)))
             size = commit_every
             pending += result.received
             rejects = parts.take_rejects()
