@@ -27,7 +27,7 @@ def _j(ev: dict[str, Any]) -> str:
 def _texts() -> list[str]:
     """A batch with one of everything: new events, repeats of a stored one and of one earlier
     in the batch, a reused key with other content, events without time or auditID, and each
-    kind of reject."""
+    kind of reject, and white space before an event and before an array."""
     untimed = {k: v for k, v in event(40).items() if not k.endswith("Timestamp")}
     no_id = {k: v for k, v in event(41).items() if k != "auditID"}
     reused = event(1, userAgent="another client")  # event(1)'s key, other content
@@ -48,6 +48,8 @@ def _texts() -> list[str]:
         _j(wrong_code),
         _j(bad_time),
         _j(event(12)),
+        "\t " + _j(event(13)),  # JSON may start with white space
+        " \t[4]",
     ]
 
 
@@ -73,28 +75,29 @@ def test_both_ways_of_appending_judge_every_event_alike(keys_first: bool) -> Non
     with DuckDBStore.open(":memory:") as store:
         store.ingest_events([event(1), event(2)], cluster="prod")
         result = _append(store, _texts(), keys_first)
-        assert (result.received, result.stored, result.duplicates) == (14, 6, 3)
+        assert (result.received, result.stored, result.duplicates) == (16, 7, 3)
         assert result.rejected_by_reason == {
             "invalid_json": 1,
-            "not_an_object": 1,
+            "not_an_object": 2,
             "not_an_event": 1,
             "wrong_type": 1,
             "bad_timestamp": 1,
         }
         rows, rejects = _state(store)
-        assert len(rows) == 2 + 6
+        assert len(rows) == 2 + 7
         assert [r[:2] for r in rejects] == [
             (9, "invalid_json"),
             (10, "not_an_object"),
             (11, "not_an_event"),
             (12, "wrong_type"),
             (13, "bad_timestamp"),
+            (16, "not_an_object"),
         ]
-        assert "yesterday" in rejects[-1][2] and "two hundred" in rejects[-2][2]
+        assert "yesterday" in rejects[-2][2] and "two hundred" in rejects[-3][2]
         # the same batch again: all of it is stored already
         again = _append(store, _texts(), keys_first)
-        assert (again.stored, again.duplicates, again.rejected) == (0, 9, 5)
-        assert len(_state(store)[0]) == 8
+        assert (again.stored, again.duplicates, again.rejected) == (0, 10, 6)
+        assert len(_state(store)[0]) == 9
 
 
 def test_the_two_ways_leave_the_same_store() -> None:
@@ -214,7 +217,7 @@ def test_a_stream_of_blocks_is_judged_and_numbered_as_one_batch(
             store.ingest_events([event(1), event(2)], cluster="prod")
             if streamed:
                 store._expect_duplicates = keys_first
-                blocks = _blocks_of(_texts(), [5, 1, 0, 8])
+                blocks = _blocks_of(_texts(), [5, 1, 0, 10])
                 result = store.append(BlockStream("prod", "mixed.log", iter(blocks)))
             else:
                 monkeypatch.setattr("kaudit.store.duckdb._KEYS_FIRST_ROWS", 1000)
@@ -222,10 +225,10 @@ def test_a_stream_of_blocks_is_judged_and_numbered_as_one_batch(
                 monkeypatch.setattr("kaudit.store.duckdb._KEYS_FIRST_ROWS", 4)
             results.append(result)
             states.append(_state(store))
-            assert store.committed_seq() == 2 + 14 - 1
+            assert store.committed_seq() == 2 + 16 - 1
     assert results[0] == results[1]
     assert states[0] == states[1]
-    assert [r[0] for r in states[1][1]] == [9, 10, 11, 12, 13]
+    assert [r[0] for r in states[1][1]] == [9, 10, 11, 12, 13, 16]
 
 
 def test_an_empty_stream_stores_nothing_and_keeps_the_store_usable() -> None:

@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from kaudit.event import decode
 from kaudit.event.decode import DecodeOptions, Decoder, Input
-from kaudit.event.redact import MARKER
+from kaudit.event.redact import MARKER, SECRET_MARKS
 
 from .conftest import event
 from .test_redact import SECRET, _on_secret
@@ -162,3 +163,48 @@ def test_a_read_buffer_is_used_again_only_once_nothing_refers_to_it() -> None:
     third = pool.take(64)
     assert address(third) not in (at, address(second))  # the others are all held
     assert address(pool.take(32)) not in (at, address(second), address(third))  # (size)
+
+
+def _marks_by_find(data: bytes) -> set[int]:
+    found = set()
+    for mark in SECRET_MARKS:
+        i = data.find(mark)
+        while i >= 0:
+            found.add(i)
+            i = data.find(mark, i + 1)
+    return found
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_secret_marks_are_found_wherever_they_lie_in_a_block(shift: int) -> None:
+    """The block search reads aligned 4-byte words: a mark is found at every offset from the
+    word boundaries, at the very start and end of a block, whatever the block's alignment,
+    and near misses (other case, cut short) are not taken for marks."""
+    room = np.zeros(4096 + 8, np.uint8)
+    base = int(room.__array_interface__["data"][0])
+    start = (-base) % 4 + shift  # the block begins `shift` bytes after an aligned address
+    decoys = b'"SECRET" "secret" "Secre "secret "sec"urityContext ecret "Sec\n'
+    for mark in SECRET_MARKS:
+        for at in [*range(0, 12), *range(40, 48)]:
+            for tail in range(0, 12):
+                data = decoys[:at] + mark + decoys[: tail % len(decoys)]
+                block = room[start : start + len(data)]
+                block[:] = np.frombuffer(data, np.uint8)
+                got = set(int(p) for p in decode._mark_positions(block))
+                assert got == _marks_by_find(data), (mark, at, tail)
+
+
+def test_secret_marks_in_random_blocks_are_those_bytes_find_finds() -> None:
+    rng = np.random.default_rng(7)
+    # marks, near misses and fillers of every length, so marks fall at every alignment
+    tokens = [*SECRET_MARKS, b'"SECRET', b'"Secre', b'"secret"', b'ecrets"', b"\n", b'"', b"S"]
+    tokens += [b"x" * n for n in range(1, 8)]
+    room = np.zeros(40_000, np.uint8)
+    for trial in range(200):
+        picked = rng.integers(0, len(tokens), int(rng.integers(0, 3000)))
+        data = b"".join(tokens[i] for i in picked)
+        start = trial % 4
+        block = room[start : start + len(data)]
+        block[:] = np.frombuffer(data, np.uint8)
+        want = _marks_by_find(data)
+        assert set(int(p) for p in decode._mark_positions(block)) == want

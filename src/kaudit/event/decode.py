@@ -31,7 +31,6 @@ from typing import IO, Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kaudit.errors import DecodeError, InputError
 from kaudit.event.batch import BATCH_SCHEMA, REJECT_RAW_LIMIT, RawBatch, Reject, utf8_only
@@ -272,9 +271,77 @@ class _Lines:
     marked: np.ndarray[Any, np.dtype[np.bool_]]
 
 
-# `may_hold_secret` for a whole block of lines at once (RE2, without holding the GIL, so that
-# DuckDB storing the previous batch is not held up).
-_SECRET_RE = "|".join(re.escape(m.decode()) for m in SECRET_MARKS)
+# `may_hold_secret` for a whole block at once. Each mark is 7 bytes or more, so wherever it
+# lies it holds a 4-byte word aligned in the block at one of its first four offsets: the block
+# is searched for those words as 32-bit integers, a few vectorised passes (with ASCII case
+# folded, `"Sec` and `"sec` are one word), and each word found is checked against the marks
+# where it would begin. 0.30 s per 1M events (1.2 GB); RE2 over the lines took 0.79 s, the
+# largest part of decoding.
+_FOLD = 0x20202020  # sets bit 5 of each byte: A-Z to a-z, and leaves '"' alone
+
+
+def _folded_word(data: bytes) -> int:
+    return int.from_bytes(data, "little") | _FOLD
+
+
+_MARK_LEN = max(len(m) for m in SECRET_MARKS)
+assert min(len(m) for m in SECRET_MARKS) >= 7, "a shorter mark may hold no aligned word"
+# The folded words at each offset (0-3) of the marks: one found is where a mark may begin that
+# many bytes earlier.
+_MARK_WORDS = [
+    np.array(sorted({_folded_word(m[o : o + 4]) for m in SECRET_MARKS}), np.uint32)
+    for o in range(4)
+]
+_ALL_WORDS = sorted({int(w) for words in _MARK_WORDS for w in words})
+_MARK_ARRAYS = [np.frombuffer(m, np.uint8) for m in SECRET_MARKS]
+
+
+def _scratch_words(n: int) -> tuple[np.ndarray[Any, Any], ...]:
+    """Three buffers of `n` (folded words, found, one word's matches), kept by the thread."""
+    kept: tuple[np.ndarray[Any, Any], ...] | None = getattr(_scratch, "words", None)
+    if kept is None or len(kept[0]) < n:
+        size = max(n, _BLOCK // 4)
+        kept = _scratch.words = (
+            np.empty(size, np.uint32),
+            np.empty(size, bool),
+            np.empty(size, bool),
+        )
+    return tuple(k[:n] for k in kept)
+
+
+def _mark_positions(a: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, Any]:
+    """Where some `SECRET_MARKS` begins in the block (a position may be given twice)."""
+    size = len(a)
+    # (any grid of 4-byte words would do; one of aligned words reads 40 % faster)
+    skip = -a.ctypes.data % 4
+    n = max(0, (size - skip) // 4)
+    found: list[np.ndarray[Any, Any]] = []
+    if n:
+        folded, hit, match = _scratch_words(n)
+        np.bitwise_or(a[skip : skip + 4 * n].view(np.uint32), _FOLD, out=folded)
+        np.equal(folded, _ALL_WORDS[0], out=hit)
+        for word in _ALL_WORDS[1:]:
+            np.logical_or(hit, np.equal(folded, word, out=match), out=hit)
+        at = np.flatnonzero(hit)
+        for offset, words in enumerate(_MARK_WORDS):
+            begin = skip + 4 * at[np.isin(folded[at], words)] - offset
+            begin = begin[(begin >= 0) & (begin + _MARK_LEN <= size)]  # the rest: the ends
+            if len(begin):
+                seen = a[begin[:, None] + np.arange(_MARK_LEN)]
+                ok = np.zeros(len(begin), bool)
+                for want in _MARK_ARRAYS:
+                    ok |= (seen[:, : len(want)] == want).all(axis=1)
+                found.append(begin[ok])
+    # A mark the words cannot show (before the first aligned word, or running into the last
+    # bytes) lies within the first or last few bytes: those are searched as bytes.
+    for lo, end in ((0, min(size, _MARK_LEN + 3)), (max(0, size - _MARK_LEN - 3), size)):
+        edge = a[lo:end].tobytes()
+        for mark in SECRET_MARKS:
+            i = edge.find(mark)
+            while i >= 0:
+                found.append(np.array([lo + i]))
+                i = edge.find(mark, i + 1)
+    return np.concatenate(found) if found else np.empty(0, np.intp)
 
 
 def _cut_lines(blk: RawBlock, limit: int) -> _Lines | None:
@@ -303,7 +370,8 @@ def _cut_lines(blk: RawBlock, limit: int) -> _Lines | None:
         spans.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    marked = pc.match_substring_regex(spans, _SECRET_RE).to_numpy(zero_copy_only=False)
+    marked = np.zeros(len(starts), bool)
+    marked[np.searchsorted(starts, _mark_positions(a), side="right") - 1] = True
     return _Lines(starts[full], lengths[full], blk.start + np.flatnonzero(full), marked[full])
 
 
