@@ -4,6 +4,7 @@ when decoding fails part way."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from kaudit.errors import InputError
 from kaudit.event import decode
 from kaudit.event.batch import Reject
 from kaudit.event.decode import DecodeOptions, Decoder, Input, expand_inputs
-from kaudit.sources.bulk import ingest
+from kaudit.sources import bulk
+from kaudit.sources.bulk import ReadAhead, ingest
 from kaudit.store.duckdb import DuckDBStore
 
 from .conftest import event
@@ -178,3 +180,78 @@ def test_inputs_sharing_a_statement_keep_their_own_sources_and_lines(tmp_path: P
         assert _events_by_source(store) == {"a.log": 3, "b.log": 2, "c.log": 1, "d.log": 1}
         new = [(Path(r["source"]).name, r["line"]) for r in store.rejects()]
         assert sorted(new).count(("d.log", 2)) == 1
+
+
+def _counting(produced: list[int], stop_at: int | None = None) -> Iterator[int]:
+    """0, 1, 2, ... noting each one as it is made; raises at `stop_at`."""
+    i = 0
+    while True:
+        if i == stop_at:
+            raise ValueError(f"broken at {i}")
+        produced.append(i)
+        yield i
+        i += 1
+
+
+def _settle(produced: list[int]) -> int:
+    """How many the producer made once it has stopped making more."""
+    seen = -1
+    while seen != len(produced):
+        seen = len(produced)
+        time.sleep(0.05)
+    return seen
+
+
+def test_read_ahead_makes_at_most_depth_items_beyond_the_callers_and_follows_a_new_depth() -> None:
+    produced: list[int] = []
+    with ReadAhead(_counting(produced), depth=2) as ahead:
+        assert _settle(produced) == 3  # the caller's next one, and two beyond it
+        assert next(ahead) == 0
+        assert _settle(produced) == 3  # the caller works on 0: 1 and 2 are ready
+        assert next(ahead) == 1
+        assert _settle(produced) == 4  # on 1: 2 and 3
+        ahead.depth = 6
+        assert _settle(produced) == 8  # on 1: 2 to 7
+        ahead.depth = 1
+        assert [next(ahead) for _ in range(5)] == [2, 3, 4, 5, 6]
+        assert _settle(produced) == 8  # on 6: 7 was made already; none more yet
+        assert next(ahead) == 7
+        assert _settle(produced) == 9  # on 7: only 8 is made beyond it
+    # closed: the producer has stopped for good
+    assert _settle(produced) == 9
+
+
+def test_read_ahead_raises_the_producers_error_in_order() -> None:
+    produced: list[int] = []
+    with ReadAhead(_counting(produced, stop_at=3), depth=8) as ahead:
+        assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="broken at 3"):
+            next(ahead)
+
+
+def test_an_input_read_again_is_decoded_further_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that reads the keys first gathers many blocks before it stores any: the decoder
+    then works `READ_AHEAD` blocks ahead, and only a few when the store inserts as it reads."""
+    depths: list[int] = []
+
+    class Recording(ReadAhead[Any]):
+        @ReadAhead.depth.setter  # type: ignore[attr-defined, untyped-decorator]
+        def depth(self, depth: int) -> None:
+            depths.append(depth)
+            ReadAhead.depth.fset(self, depth)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(bulk, "ReadAhead", Recording)
+    monkeypatch.setattr(bulk, "COMMIT_EVERY", 10)  # an input's first part: 10 events
+    monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
+    path = _file(tmp_path / "audit.log", 0, 30)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        ingest(store, expand_inputs([str(path)]), DecodeOptions(), commit_every=10)
+        assert set(depths) == {bulk.STREAM_AHEAD}
+        depths.clear()
+        report = ingest(store, expand_inputs([str(path)]), DecodeOptions(), commit_every=10)
+        assert report.totals.duplicates == 30
+        # the first part shows the input is stored already; the store reads the keys first
+        assert depths[0] == bulk.STREAM_AHEAD and len(depths) >= 3
+        assert set(depths[1:]) == {bulk.READ_AHEAD}

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
@@ -28,11 +28,15 @@ from kaudit.store.duckdb import DuckDBStore
 # of 1M took 5.1-5.6 s for 1M events, four of 250k 5.3-5.7 s (the same session, 4 runs each).
 COMMIT_EVERY = 250_000
 COMMIT_EVERY_UNFOLLOWED = 1_000_000
-# Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store. Inserting, DuckDB
-# takes them as they come; reading the keys first (a file read again), the store gathers
-# 125,000 events before it starts, and decoding goes on meanwhile only as far as this allows:
-# re-reading 1M events took 7.5 s with 4 blocks ahead, 5.5-6.6 s with 16, as before streaming.
+# Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store. Reading the keys
+# first (a file read again), the store gathers 125,000 events before it starts, and decoding
+# goes on meanwhile only as far as this allows: re-reading 1M events took 7.5 s with 4 blocks
+# ahead, 5.5-6.6 s with 16, as before streaming.
 READ_AHEAD = 16
+# Inserting, DuckDB takes the blocks as they come, and a few ahead are enough. Each block
+# ahead is a read buffer more, fresh memory the kernel zeroes on first touch: with 16 ahead,
+# that was 0.3 s of CPU per 1M events (2 cores).
+STREAM_AHEAD = 2
 
 
 @dataclass(slots=True)
@@ -67,47 +71,90 @@ _T = TypeVar("_T")
 _DONE = object()
 
 
-def read_ahead(items: Iterator[_T], depth: int = 1) -> Generator[_T, None, None]:
+class ReadAhead(Generic[_T]):
     """`items`, produced by a thread of their own: decoding the next batch in Python overlaps
     with DuckDB storing this one (DuckDB releases the GIL while it works). At most `depth`
     items beyond the one the caller is working on exist at a time (a batch can be hundreds of
-    MB). An exception in the producer is raised here, in order."""
-    q: queue.Queue[Any] = queue.Queue()
-    slots = threading.Semaphore(depth + 1)
-    stop = threading.Event()
+    MB); the caller may change `depth` as it goes. An exception in the producer is raised
+    here, in order. `close` (or the end of a `with`) stops the producer."""
 
-    def produce() -> None:
+    def __init__(self, items: Iterator[_T], depth: int = 1) -> None:
+        self._depth = depth
+        self._queue: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+        self._turn = threading.Condition()
+        self._out = 0  # items produced and not yet given back by the caller
+        self._stop = False
+        self._worker = threading.Thread(
+            target=self._produce, args=(items,), name="kaudit-decode", daemon=True
+        )
+        self._worker.start()
+        self._items = self._consume()
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @depth.setter
+    def depth(self, depth: int) -> None:
+        with self._turn:
+            self._depth = depth
+            self._turn.notify()
+
+    def _produce(self, items: Iterator[_T]) -> None:
         try:
             it = iter(items)
             while True:
-                while not slots.acquire(timeout=0.1):
-                    if stop.is_set():
+                with self._turn:
+                    while self._out > self._depth and not self._stop:
+                        self._turn.wait()
+                    if self._stop:
                         return
-                if stop.is_set():
-                    return
+                    self._out += 1
                 item = next(it, _DONE)
-                q.put((item, None))
+                self._queue.put((item, None))
                 if item is _DONE:
                     return
                 del item
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put((_DONE, exc))
+            self._queue.put((_DONE, exc))
 
-    worker = threading.Thread(target=produce, name="kaudit-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            got, exc = q.get()
-            if got is _DONE:
-                if exc is not None:
-                    raise exc
-                return
-            yield got
-            del got
-            slots.release()  # the caller is done with it
-    finally:
-        stop.set()
-        worker.join()
+    def _consume(self) -> Generator[_T, None, None]:
+        try:
+            while True:
+                got, exc = self._queue.get()
+                if got is _DONE:
+                    if exc is not None:
+                        raise exc
+                    return
+                yield got
+                del got
+                with self._turn:  # the caller is done with it
+                    self._out -= 1
+                    self._turn.notify()
+        finally:
+            self._halt()
+
+    def _halt(self) -> None:
+        with self._turn:
+            self._stop = True
+            self._turn.notify()
+
+    def __iter__(self) -> Iterator[_T]:
+        return self._items
+
+    def __next__(self) -> _T:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._halt()
+        self._items.close()
+        self._worker.join()
+
+    def __enter__(self) -> ReadAhead[_T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +261,8 @@ def ingest(
 
     Each part (of an input, or of several small ones) is one `append` whose blocks the store
     pulls while it inserts: the decoder works (on a thread of its own, through the inputs in
-    turn) at most `READ_AHEAD` blocks ahead of DuckDB."""
+    turn) at most `STREAM_AHEAD` blocks ahead of DuckDB, or `READ_AHEAD` when the store
+    gathers them (`DuckDBStore.gathers`)."""
 
     pending: int | None = None  # events appended in the open transaction (None: none is open)
 
@@ -229,7 +277,7 @@ def ingest(
         commit_every = COMMIT_EVERY if after_commit is not None else COMMIT_EVERY_UNFOLLOWED
     report = IngestReport(inputs=len(inputs))
     start = time.perf_counter()
-    pieces = read_ahead(_decoded(Decoder(options), inputs), depth=READ_AHEAD)
+    pieces = ReadAhead(_decoded(Decoder(options), inputs), depth=STREAM_AHEAD)
     parts = _Parts(pieces, inputs, progress)
     label = inputs[0].name if len(inputs) == 1 else f"{len(inputs)} inputs"
     # The first part is no larger than a followed one (see `_Parts.part`).
@@ -243,6 +291,7 @@ def ingest(
             if pending is None:
                 store.begin()
                 pending = 0
+            pieces.depth = READ_AHEAD if store.gathers else STREAM_AHEAD
             result = store.append(BlockStream(options.cluster, label, sourced=parts.part(size)))
             size = commit_every
             pending += result.received

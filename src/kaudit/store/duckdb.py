@@ -272,6 +272,12 @@ class DuckDBStore:
         self._expect_duplicates = result.duplicates * 10 > result.received
         return result
 
+    @property
+    def gathers(self) -> bool:
+        """Whether the next `append` reads the keys first: it then gathers `_KEYS_FIRST_ROWS`
+        events before it stores any, and its caller may decode further ahead."""
+        return self._expect_duplicates
+
     def begin(self) -> None:
         """Start a transaction spanning several `append`s: big loads then write row groups
         straight to the file instead of through the write-ahead log. Nothing in it is visible
