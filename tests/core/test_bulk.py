@@ -255,3 +255,35 @@ def test_an_input_read_again_is_decoded_further_ahead(
         # the first part shows the input is stored already; the store reads the keys first
         assert depths[0] == bulk.STREAM_AHEAD and len(depths) >= 3
         assert set(depths[1:]) == {bulk.READ_AHEAD}
+
+
+def test_the_first_input_into_a_store_without_its_cluster_is_not_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input's first part is short, so that a file read again is found out early; into a
+    store holding no event of the cluster, the first input cannot be one read again: one
+    statement takes it whole (each statement ends with DuckDB's work on one thread)."""
+    received: list[int] = []
+    real = DuckDBStore.append
+
+    def append(self: DuckDBStore, batch: Any) -> Any:
+        result = real(self, batch)
+        if result.received:
+            received.append(result.received)
+        return result
+
+    monkeypatch.setattr(DuckDBStore, "append", append)
+    monkeypatch.setattr(bulk, "COMMIT_EVERY", 10)
+    monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
+    first, second = _file(tmp_path / "a.log", 0, 30), _file(tmp_path / "b.log", 30, 30)
+    with DuckDBStore.open(tmp_path / "k.duckdb") as store:
+        store.ingest_events([event(100)], cluster="other")  # another cluster's: not this one's
+        received.clear()
+        ingest(store, expand_inputs([str(first), str(second)]), DecodeOptions(), commit_every=100)
+        # the first input whole, then the second's first blocks, cut short
+        assert 40 <= received[0] < 50 and sum(received) == 60
+        received.clear()
+        third = _file(tmp_path / "c.log", 60, 30)
+        ingest(store, expand_inputs([str(third)]), DecodeOptions(), commit_every=100)
+        assert 10 <= received[0] < 20  # the store holds the cluster now
+        assert store.count() == 91

@@ -480,6 +480,15 @@ class DuckDBStore:
         for raw in self.iter_raw(where_sql, params):
             yield orjson.loads(raw)
 
+    def holds(self, cluster: str) -> bool:
+        """Whether some event of `cluster` is stored."""
+        cur = self.reader()
+        try:
+            found = cur.execute(f"SELECT 1 FROM {ROWS} WHERE cluster = ? LIMIT 1", [cluster])
+            return bool(found.fetchall())
+        finally:
+            cur.close()
+
     def count(self) -> int:
         row = self.reader().execute(f"SELECT count(*) FROM {ROWS}").fetchone()
         return int(row[0]) if row else 0
