@@ -244,6 +244,7 @@ def _head_lines(start: int, data: bytes, count: int) -> list[tuple[int, bytes]]:
 
 
 _BODIES = (b'"requestObject"', b'"responseObject"')
+_BODY_A, _BODY_B = _BODIES
 _BLANK_BYTES = np.frombuffer(b" \t\r\x0b\x0c", np.uint8)
 _scratch = threading.local()
 
@@ -389,7 +390,9 @@ def string_views(
     header = views.view(np.uint8)
     long = lengths > 12
     if long.any():
-        header[long, 4:8] = buf[starts[long, None] + np.arange(4)]
+        # the 4 bytes at each start, read as one word each from a view whose words overlap
+        words = np.ndarray((max(0, len(buf) - 3),), np.int32, buf, strides=(1,))
+        views[long, 1] = words[starts[long]]
         views[long, 2] = index
         views[long, 3] = starts[long]
     short = ~long
@@ -798,7 +801,8 @@ class Decoder:
                     begin = int(cut.starts[i])
                     line = blk.buf[begin : begin + int(cut.lengths[i])].tobytes()
                     # Metadata-level events carry no body, so nothing to redact
-                    new = _redacted_text(line) if any(b in line for b in _BODIES) else None
+                    body = _BODY_A in line or _BODY_B in line  # (no generator: 3x as fast)
+                    new = _redacted_text(line) if body else None
                     if new is not None:
                         changed.append((int(i), new))
                         flags[i] = True
