@@ -58,7 +58,7 @@ from kaudit.store.duckdb import ROWS, STORED, DuckDBStore, _ident
 from kaudit.store.extract import column_exprs, transform_spec
 src, db = sys.argv[1], sys.argv[2]
 store = DuckDBStore.open(db)
-exprs = column_exprs()
+exprs = column_exprs(STORED)
 names = [c.name for c in STORED]
 select = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in names)
 cols = ", ".join([*(_ident(n) for n in names), "raw", "size", "source", "seq"])

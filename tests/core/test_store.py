@@ -67,6 +67,35 @@ def test_columns_carry_sls_names_and_types() -> None:
     assert row[12] == datetime(2025, 1, 1, 0, 0, 3, 123456)
 
 
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": 'a "b" é'},
+        {"authorization.k8s.io/decision": 1, "authorization.k8s.io/reason": {"x": [1, 2]}},
+        {"authorization.k8s.io/decision": None, "authorization.k8s.io/reason": True},
+        {"Authorization.k8s.io/decision": "allow"},  # another key
+        {},
+        "not an object",
+        ["allow"],
+        None,
+    ],
+)
+def test_annotation_columns_hold_what_the_annotations_object_holds(annotations: object) -> None:
+    """The two annotations with columns are read at ingest as fields, not from the object
+    written out as text: each column is what reading the key from the object gives."""
+    with DuckDBStore.open(":memory:") as store:
+        store.ingest_events([event(1, annotations=annotations)])
+        cols = (
+            '"annotations.authorization.k8s.io/decision"',
+            '"annotations.authorization.k8s.io/reason"',
+        )
+        from_object = [f"json_extract_string(annotations, '$.\"{c[13:-1]}\"')" for c in cols]
+        got = _one(store, f"SELECT {', '.join(cols)}, {', '.join(from_object)} FROM events")
+        assert got[:2] == got[2:]
+        if isinstance(annotations, dict) and "authorization.k8s.io/decision" in annotations:
+            assert got[0] is not None or annotations["authorization.k8s.io/decision"] is None
+
+
 def test_offsets_and_nanoseconds_are_normalised_to_utc_micros() -> None:
     with DuckDBStore.open(":memory:") as store:
         store.ingest_events([event(1, stageTimestamp="2025-01-01T08:00:00.123456789+08:00")])

@@ -639,7 +639,7 @@ def _verdict(ok: str) -> tuple[str, str]:
     """(reason, message): why a parsed text cannot be stored, NULL when it can; `ok` tells a
     text that is JSON. The checks read only fields that both the key and the full transform
     structures have, so every statement judges an event the same way."""
-    stage_ts = column_exprs()["stageTimestamp"]
+    stage_ts = column_exprs(STORED)["stageTimestamp"]
     time_text = (
         "coalesce(t.stageTimestamp, t.requestReceivedTimestamp, t.timestamp, "
         "t.metadata.creationTimestamp)"
@@ -691,7 +691,7 @@ def _build_insert_sql() -> dict[str, str]:
     it; `fresh`, `dups` and `exact` find the events already stored; `events` parses the rest
     once more, whole, and inserts them with their text.
     """
-    exprs = column_exprs()
+    exprs = column_exprs(STORED)
     stored_names = [c.name for c in STORED]
     select_cols = ", ".join(f"{exprs[n]} AS {_ident(n)}" for n in stored_names)
     key = ("cluster", "auditID", "stage", "stageTimestamp")
