@@ -243,7 +243,7 @@ def test_an_input_read_again_is_decoded_further_ahead(
             ReadAhead.depth.fset(self, depth)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(bulk, "ReadAhead", Recording)
-    monkeypatch.setattr(bulk, "COMMIT_EVERY", 10)  # an input's first part: 10 events
+    monkeypatch.setattr(bulk, "FIRST_PART", 10)  # an input's first part: 10 events
     monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
     path = _file(tmp_path / "audit.log", 0, 30)
     with DuckDBStore.open(tmp_path / "k.duckdb") as store:
@@ -273,7 +273,7 @@ def test_the_first_input_into_a_store_without_its_cluster_is_not_cut_short(
         return result
 
     monkeypatch.setattr(DuckDBStore, "append", append)
-    monkeypatch.setattr(bulk, "COMMIT_EVERY", 10)
+    monkeypatch.setattr(bulk, "FIRST_PART", 10)
     monkeypatch.setattr(decode, "_BLOCK", 1024)  # a few events per block
     first, second = _file(tmp_path / "a.log", 0, 30), _file(tmp_path / "b.log", 30, 30)
     with DuckDBStore.open(tmp_path / "k.duckdb") as store:

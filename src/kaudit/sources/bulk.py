@@ -19,15 +19,16 @@ from kaudit.store.duckdb import DuckDBStore
 
 # Commit at least this often during a large import, so that an interrupted run keeps what it
 # stored (re-running it stores the rest: appends are idempotent); streaming rules examine each
-# commit while the next is stored. Not more often: a commit smaller than DuckDB's row groups
-# (122,880 rows) goes through the WAL, uncompressed until a checkpoint, and the rules then scan
-# it slowly: committing every 100,000 events made detection cost 30 % of the import instead of
-# 14 % (1M events, 2 cores). Each commit is one insert statement, and each statement leaves
-# partial row groups to be merged: 1M events took 7.1 s of appends in statements of 50k, 6.0 s
-# in 125k, 3.8 s in 250k. With no rules to follow the commits, commit every 1M: a statement
-# of 1M took 5.1-5.6 s for 1M events, four of 250k 5.3-5.7 s (the same session, 4 runs each).
-COMMIT_EVERY = 250_000
-COMMIT_EVERY_UNFOLLOWED = 1_000_000
+# commit while the next is stored. Not more often: each commit is one insert statement, which
+# ends with DuckDB's work on one thread and leaves partial row groups to be merged, and a
+# commit smaller than DuckDB's row groups (122,880 rows) goes through the WAL, where the rules
+# scan it slowly. 1M events took 7.1 s of appends in statements of 50k, 6.0 s in 125k, 3.8 s
+# in 250k. With the streaming rules following, `kaudit ingest` of 1M events took 7.3-7.6 s
+# committing every 250,000, 6.3 s every 500,000, 6.0-6.5 s every 1M: the rules run a pass
+# per commit, each planned anew, and storing keeps both cores busy anyway.
+COMMIT_EVERY = 1_000_000
+# An input's first statement holds at most this many of its events (see `_Parts.part`).
+FIRST_PART = 250_000
 # Decoded blocks (8 MiB of native NDJSON each) ready ahead of the store. Reading the keys
 # first (a file read again), the store gathers 125,000 events before it starts, and decoding
 # goes on meanwhile only as far as this allows: re-reading 1M events took 7.5 s with 4 blocks
@@ -216,7 +217,7 @@ class _Parts:
 
     def part(self, size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
         """The next (source, block) pairs: about `size` events. An input's first blocks in a
-        part are at most `COMMIT_EVERY` events (but with `first_is_new`), so that a file read
+        part are at most `FIRST_PART` events (but with `first_is_new`), so that a file read
         again is found out there (mostly duplicates) and the store reads the keys first from
         then on."""
         count, limit = 0, size
@@ -225,7 +226,7 @@ class _Parts:
                 if piece.index != self._index:  # the next input
                     self._index = piece.index
                     if piece.index or not self._first_is_new:
-                        limit = min(size, count + COMMIT_EVERY)
+                        limit = min(size, count + FIRST_PART)
                 inp = self._inputs[piece.index]
                 if piece.end:
                     if isinstance(piece.error, UserError):
@@ -267,7 +268,7 @@ def ingest(
 ) -> IngestReport:
     """Decode every input into the store. Malformed records are counted and kept as rejects;
     they never stop the run. `after_commit` is called after each commit (streaming detection
-    follows the committed rows; without it, commits are rarer: `COMMIT_EVERY_UNFOLLOWED`).
+    follows the committed rows); a commit holds about `commit_every` events (`COMMIT_EVERY`).
 
     Each part (of an input, or of several small ones) is one `append` whose blocks the store
     pulls while it inserts: the decoder works (on a thread of its own, through the inputs in
@@ -283,8 +284,7 @@ def ingest(
         if after_commit is not None:
             after_commit()
 
-    if commit_every is None:
-        commit_every = COMMIT_EVERY if after_commit is not None else COMMIT_EVERY_UNFOLLOWED
+    commit_every = commit_every or COMMIT_EVERY
     report = IngestReport(inputs=len(inputs))
     start = time.perf_counter()
     pieces = ReadAhead(_decoded(Decoder(options), inputs), depth=STREAM_AHEAD)
