@@ -9,9 +9,9 @@ of the three, each round in another order; the machine is shared and noisy (a ru
 never sped up, by its neighbours, by up to a quarter from one minute to the next), so each
 side's best time is kept, the peak RSS is the highest of its runs, and each round's own
 ratio is printed, with their median: a round's runs follow each other within seconds, while
-the two sides' best runs may be minutes apart. `--split N` also times `kaudit ingest` of the same events as a directory
-of N files (rotated logs; 0: not). Targets on the 2-core machine: kaudit >= 150,000
-events/s and >= 0.8x the baseline's rate; peak RSS < 2 GB.
+the two sides' best runs may be minutes apart. `--split N` also times `kaudit ingest` of the
+same events as a directory of N files (rotated logs; 0: not). Targets on the 2-core
+machine: kaudit >= 150,000 events/s and >= 0.8x the baseline's rate; peak RSS < 2 GB.
 The baseline stores only the typed columns (it has no way to keep the events losslessly);
 kaudit also keeps every event whole, which is what `export` gives back. A second reference,
 the "lossless floor", is DuckDB doing only that part of the job in one statement (see LOSSLESS).
