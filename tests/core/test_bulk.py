@@ -193,32 +193,33 @@ def _counting(produced: list[int], stop_at: int | None = None) -> Iterator[int]:
         i += 1
 
 
-def _settle(produced: list[int]) -> int:
-    """How many the producer made once it has stopped making more."""
-    seen = -1
-    while seen != len(produced):
-        seen = len(produced)
-        time.sleep(0.05)
-    return seen
+def _made(produced: list[int], n: int) -> int:
+    """How many the producer has made once it has made `n` (however slow the machine) and then
+    had time to make more (it makes them at once)."""
+    deadline = time.monotonic() + 30
+    while len(produced) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    return len(produced)
 
 
 def test_read_ahead_makes_at_most_depth_items_beyond_the_callers_and_follows_a_new_depth() -> None:
     produced: list[int] = []
     with ReadAhead(_counting(produced), depth=2) as ahead:
-        assert _settle(produced) == 3  # the caller's next one, and two beyond it
+        assert _made(produced, 3) == 3  # the caller's next one, and two beyond it
         assert next(ahead) == 0
-        assert _settle(produced) == 3  # the caller works on 0: 1 and 2 are ready
+        assert _made(produced, 3) == 3  # the caller works on 0: 1 and 2 are ready
         assert next(ahead) == 1
-        assert _settle(produced) == 4  # on 1: 2 and 3
+        assert _made(produced, 4) == 4  # on 1: 2 and 3
         ahead.depth = 6
-        assert _settle(produced) == 8  # on 1: 2 to 7
+        assert _made(produced, 8) == 8  # on 1: 2 to 7
         ahead.depth = 1
         assert [next(ahead) for _ in range(5)] == [2, 3, 4, 5, 6]
-        assert _settle(produced) == 8  # on 6: 7 was made already; none more yet
+        assert _made(produced, 8) == 8  # on 6: 7 was made already; none more yet
         assert next(ahead) == 7
-        assert _settle(produced) == 9  # on 7: only 8 is made beyond it
+        assert _made(produced, 9) == 9  # on 7: only 8 is made beyond it
     # closed: the producer has stopped for good
-    assert _settle(produced) == 9
+    assert _made(produced, 9) == 9
 
 
 def test_read_ahead_raises_the_producers_error_in_order() -> None:
