@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -541,6 +542,16 @@ _FEED_SCHEMA = pa.schema(
 _KEYS_FIRST_ROWS = 125_000
 
 
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """What is kept of a slice once DuckDB has read it: where it starts in the append, its
+    line numbers and its source."""
+
+    start: int
+    lines: pa.Array
+    source: str
+
+
 class _Feed:
     """The blocks of one append as DuckDB scans them: numbered (`idx`, the row's place in the
     append, of which its `seq` is made), with their source, cut into slices of `_SCAN_CHUNK`
@@ -551,9 +562,7 @@ class _Feed:
     def __init__(self, blocks: Iterator[tuple[str, pa.RecordBatch]]) -> None:
         self._blocks = blocks
         self.rows = 0
-        self._starts: list[int] = []
-        self._lines: list[pa.Array] = []
-        self._sources: list[str] = []
+        self._read: list[_Slice] = []
 
     def _slices(self) -> Iterator[pa.RecordBatch]:
         for source, block in self._blocks:
@@ -561,9 +570,7 @@ class _Feed:
             for off in range(0, block.num_rows, _SCAN_CHUNK):
                 part = block.slice(off, _SCAN_CHUNK)
                 first, k = self.rows, part.num_rows
-                self._starts.append(first)
-                self._lines.append(part.column(0))
-                self._sources.append(source)
+                self._read.append(_Slice(first, part.column(0), source))
                 self.rows += k
                 idx = pa.array(np.arange(first, first + k, dtype=np.int64))
                 src = pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, np.int32)), name)
@@ -592,9 +599,9 @@ class _Feed:
         sources."""
         lines, sources = [], []
         for idx, *_ in refused:
-            k = bisect.bisect_right(self._starts, idx) - 1
-            lines.append(self._lines[k][idx - self._starts[k]].as_py())
-            sources.append(self._sources[k])
+            got = self._read[bisect.bisect_right(self._read, idx, key=lambda s: s.start) - 1]
+            lines.append(got.lines[idx - got.start].as_py())
+            sources.append(got.source)
         idx, text, redacted = (list(c) for c in zip(*refused, strict=True))
         return pa.table(
             {
